@@ -1,0 +1,28 @@
+/**
+ * The provider contract, written from the engine's side: read some fields with a version, write some
+ * fields with compare-and-set. Everything rotation-specific lives in the core; providers stay dumb.
+ * Deliberately absent: delete, list, history — the engine never needs them.
+ */
+export interface TargetSnapshot {
+  /** Field name → value for the requested fields that exist. */
+  readonly fields: Readonly<Record<string, string>>;
+  /** Opaque compare-and-set token (content hash, secret version, resourceVersion). */
+  readonly version: string;
+}
+
+export interface WriteRequest {
+  /** Fields to set; every other field of the secret is preserved exactly. */
+  readonly set: Readonly<Record<string, string>>;
+  /** The write fails with ConflictError unless the target is still at this version. */
+  readonly expectedVersion: string;
+  /** Deterministic per (rotation, transition, target): providers with idempotent writes use it. */
+  readonly idempotencyKey: string;
+}
+
+export interface Provider {
+  readonly providerName: string;
+  /** Where the target lives, for humans (a path, a secret id); never a secret. */
+  readonly location: string;
+  read(fields: readonly string[]): Promise<TargetSnapshot>;
+  write(request: WriteRequest): Promise<{ readonly version: string }>;
+}

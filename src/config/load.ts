@@ -1,0 +1,124 @@
+/** Config pipeline: read → parse (YAML or JSON) → zod schema → cross-field rules → resolved config. */
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import type { z } from 'zod';
+import { ConfigError } from '../errors.js';
+import { configSchema, type RawConfig, type RingConfig, type StoreConfig } from './schema.js';
+
+export const DEFAULT_CONFIG_FILE = 'stem-rotor.yaml';
+
+export interface Config {
+  readonly path: string;
+  readonly store: StoreConfig;
+  readonly rings: readonly RingConfig[];
+}
+
+function issuePath(path: readonly PropertyKey[]): string {
+  let text = '';
+  for (const segment of path) {
+    text += typeof segment === 'number' ? `[${segment}]` : text === '' ? String(segment) : `.${String(segment)}`;
+  }
+  return text === '' ? '(top level)' : text;
+}
+
+export function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
+  return issues.map((issue) => `${issuePath(issue.path)}: ${issue.message}`);
+}
+
+type Rule = (rings: RawConfig['rings']) => string[];
+
+/** Cross-field checks that a schema cannot express, each a small named rule. */
+const rules: Rule[] = [
+  function verifiersNeedEd25519(rings) {
+    return Object.entries(rings).flatMap(([ring, config]) =>
+      config.targets.flatMap((target, index) =>
+        target.audience === 'verifiers' && config.algorithm === 'hmac-sha256'
+          ? [`rings.${ring}.targets[${index}].audience: "verifiers" needs algorithm ed25519 (Stem has no HMAC verify-only mode)`]
+          : [],
+      ),
+    );
+  },
+  function ringNeedsASigner(rings) {
+    return Object.entries(rings).flatMap(([ring, config]) =>
+      config.targets.some((target) => target.audience === 'all') ? [] : [`rings.${ring}.targets: at least one target must have audience "all" (it holds the signing keys)`],
+    );
+  },
+  function uniqueTargetNames(rings) {
+    return Object.entries(rings).flatMap(([ring, config]) => {
+      const seen = new Set<string>();
+      return config.targets.flatMap((target, index) => {
+        const duplicate = seen.has(target.name);
+        seen.add(target.name);
+        return duplicate ? [`rings.${ring}.targets[${index}].name: "${target.name}" is used twice`] : [];
+      });
+    });
+  },
+  function uniqueFieldMapping(rings) {
+    return Object.entries(rings).flatMap(([ring, config]) =>
+      config.targets.flatMap((target, index) => {
+        const fields = Object.values(target.fields);
+        return new Set(fields).size === fields.length ? [] : [`rings.${ring}.targets[${index}].fields: two variables map to the same field`];
+      }),
+    );
+  },
+];
+
+function oneTargetPerFile(rings: readonly RingConfig[]): string[] {
+  const owners = new Map<string, string>();
+  const errors: string[] = [];
+  for (const ring of rings) {
+    for (const target of ring.targets) {
+      const owner = owners.get(target.path);
+      if (owner) errors.push(`rings.${ring.name}: target "${target.name}" uses ${target.path}, already used by ${owner}`);
+      owners.set(target.path, `${ring.name}/${target.name}`);
+    }
+  }
+  return errors;
+}
+
+export function parseConfig(document: unknown, path: string): Config {
+  const parsed = configSchema.safeParse(document);
+  if (!parsed.success) throw new ConfigError(`invalid config ${path}:\n  ${formatIssues(parsed.error.issues).join('\n  ')}`);
+  const errors = rules.flatMap((rule) => rule(parsed.data.rings));
+  const base = dirname(path);
+  const within = (file: string): string => (isAbsolute(file) ? file : resolve(base, file));
+  const rings: RingConfig[] = Object.entries(parsed.data.rings).map(([name, ring]) => ({
+    ...ring,
+    name,
+    keyIdPrefix: ring.keyIdPrefix ?? `${name}-`,
+    targets: ring.targets.map((target) => ({ ...target, path: within(target.path) })),
+  }));
+  errors.push(...oneTargetPerFile(rings));
+  if (errors.length > 0) throw new ConfigError(`invalid config ${path}:\n  ${errors.join('\n  ')}`);
+  const store = { ...parsed.data.store, dir: within(parsed.data.store.dir) };
+  return { path, store, rings };
+}
+
+export async function loadConfig(path: string): Promise<Config> {
+  const absolute = resolve(path);
+  let text: string;
+  try {
+    text = readFileSync(absolute, 'utf8');
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : String((error as Error).message);
+    throw new ConfigError(`config ${absolute}: ${reason} (pass --config FILE or set STEM_ROTOR_CONFIG)`);
+  }
+  let document: unknown;
+  try {
+    if (absolute.endsWith('.json')) {
+      document = JSON.parse(text);
+    } else {
+      const { parse } = await import('yaml');
+      document = parse(text, { prettyErrors: true });
+    }
+  } catch (error) {
+    throw new ConfigError(`config ${absolute}: not valid ${absolute.endsWith('.json') ? 'JSON' : 'YAML'}: ${(error as Error).message}`);
+  }
+  return parseConfig(document ?? {}, absolute);
+}
+
+export function findRing(config: Config, name: string): RingConfig {
+  const ring = config.rings.find((candidate) => candidate.name === name);
+  if (!ring) throw new ConfigError(`unknown ring "${name}" (config ${config.path} defines: ${config.rings.map((r) => r.name).join(', ')})`);
+  return ring;
+}

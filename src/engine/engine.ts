@@ -1,0 +1,594 @@
+/**
+ * The imperative shell around the core: takes the lease, reads every target, asks the core what to
+ * do, executes the write plan target by target (record → compare-and-set write → read back →
+ * record), and folds the result back into the store. A crash anywhere leaves a transition in the
+ * state; the next mutating command resumes it and converges on the crash-free result (S4).
+ */
+import { hostname, userInfo } from 'node:os';
+import { randomBytes as cryptoRandomBytes } from 'node:crypto';
+import { createProvider } from '../../providers/index.js';
+import type { Provider } from '../../providers/types.js';
+import type { Clock } from '../clock.js';
+import type { RingConfig, TargetConfig } from '../config/schema.js';
+import { holdsKeySet, renderKeySet } from '../core/keyset.js';
+import {
+  agreedFingerprints,
+  assertWriteSafe,
+  bootstrapState,
+  checkTargets,
+  completeTransition,
+  nextGateSlot,
+  planAbort,
+  planAdvance,
+  planRevoke,
+  planStart,
+  recordWrite,
+  rekeyTransition,
+  revokeNeedsNewKey,
+  rotationDue,
+  type AdvanceDecision,
+} from '../core/machine.js';
+import { phaseOf, type GateOutcome, type ObservedTarget, type RingState, type Transition, type WriteRecord } from '../core/types.js';
+import { ConfigError, ConflictError, GateBlockedError, InternalError, PartialFailureError, RotorError, isRotorError } from '../errors.js';
+import { buildGates, evaluateGates, type GateResult } from '../gates/index.js';
+import { generateKey, generateKeyId, keyFingerprint, type KeyMaterial, type RandomBytes } from '../stem/keys.js';
+import type { AuditEvent, Lease, StateStore } from '../store/types.js';
+import { readTarget, toFields, writeOrder, type TargetHandle, type TargetRead } from './targets.js';
+
+export interface Actor {
+  readonly user: string;
+  readonly host: string;
+}
+
+export function currentActor(): Actor {
+  let user = process.env.USER ?? 'unknown';
+  try {
+    user = userInfo().username;
+  } catch {
+    // no passwd entry (containers): keep $USER
+  }
+  return { user, host: hostname() };
+}
+
+export interface EngineDeps {
+  readonly store: StateStore;
+  readonly clock: Clock;
+  readonly randomBytes?: RandomBytes;
+  readonly actor?: Actor;
+  readonly providerFor?: (target: TargetConfig) => Promise<Provider>;
+  /** Progress lines (one per target write); never given key material. */
+  readonly progress?: (line: string) => void;
+  /** @default 300_000 */
+  readonly leaseTtlMs?: number;
+  /** Compare-and-set retries per target after a concurrent change. @default 3 */
+  readonly casRetries?: number;
+}
+
+export interface Override {
+  readonly gate: string;
+  readonly reason: string;
+}
+
+export interface StepOptions {
+  readonly dryRun?: boolean;
+  readonly approve?: boolean;
+  readonly overrides?: readonly Override[];
+  readonly reason?: string;
+}
+
+export interface PlannedWrite {
+  readonly target: string;
+  readonly audience: string;
+  readonly location: string;
+  readonly fields: readonly string[];
+  readonly before: { readonly keyIds: readonly string[]; readonly activeKeyId: string | null };
+  readonly after: { readonly keyIds: readonly string[]; readonly activeKeyId: string | null };
+  readonly change: boolean;
+}
+
+export interface StepResult {
+  readonly ring: string;
+  readonly action: string;
+  readonly outcome: 'done' | 'resumed' | 'planned' | 'blocked' | 'noop';
+  readonly phase: string;
+  readonly transition?: { readonly kind: string; readonly from: Transition['from']; readonly desired: Transition['desired'] };
+  readonly gates: readonly GateResult[];
+  readonly writes: readonly (WriteRecord | PlannedWrite)[];
+  readonly message: string;
+  readonly newKey?: { readonly id: string; readonly fingerprint: string | null };
+}
+
+export class RingEngine {
+  private handles: TargetHandle[] | null = null;
+  private readonly randomBytes: RandomBytes;
+  private readonly actor: Actor;
+  readonly ring: RingConfig;
+  private readonly deps: EngineDeps;
+
+  constructor(ring: RingConfig, deps: EngineDeps) {
+    this.ring = ring;
+    this.deps = deps;
+    this.randomBytes = deps.randomBytes ?? cryptoRandomBytes;
+    this.actor = deps.actor ?? currentActor();
+  }
+
+  private now(): string {
+    return this.deps.clock.now().toISOString();
+  }
+
+  private id(prefix: string): string {
+    return `${prefix}-${this.deps.clock.now().toISOString().replace(/[-:.]/g, '').slice(0, 15)}-${this.randomBytes(4).toString('hex')}`;
+  }
+
+  private async targets(): Promise<TargetHandle[]> {
+    if (!this.handles) {
+      const factory = this.deps.providerFor ?? createProvider;
+      this.handles = await Promise.all(this.ring.targets.map(async (config) => ({ config, provider: await factory(config) })));
+    }
+    return this.handles;
+  }
+
+  /** Reads every target; any unreadable or unparseable target refuses the whole command (S7). */
+  async readAll(): Promise<TargetRead[]> {
+    const handles = await this.targets();
+    return Promise.all(handles.map((handle) => readTarget(this.ring, handle)));
+  }
+
+  private async audit(action: string, outcome: AuditEvent['outcome'], details?: Record<string, unknown>): Promise<void> {
+    await this.deps.store.appendAudit({ time: this.now(), ring: this.ring.name, actor: this.actor, action, outcome, ...(details ? { details } : {}) });
+  }
+
+  /** The stored state, or — first time — one built from the targets, which must agree. */
+  async currentState(reads?: readonly TargetRead[]): Promise<{ state: RingState; bootstrapped: boolean }> {
+    const stored = await this.deps.store.load(this.ring.name);
+    if (stored) {
+      if (stored.algorithm !== this.ring.algorithm) {
+        throw new ConfigError(`ring "${this.ring.name}" is configured as ${this.ring.algorithm} but its state is ${stored.algorithm}; changing algorithm needs a new ring`);
+      }
+      return { state: stored, bootstrapped: false };
+    }
+    const observed = (reads ?? (await this.readAll())).map((read) => read.observed);
+    return { state: bootstrapState(this.ring.name, this.ring.algorithm, observed, this.now()), bootstrapped: true };
+  }
+
+  private async withLease<T>(action: string, work: (lease: Lease) => Promise<T>, preempt = false): Promise<T> {
+    const lease = await this.deps.store.acquire(this.ring.name, {
+      owner: `${this.actor.user}@${this.actor.host} pid ${process.pid} (${action})`,
+      token: this.randomBytes(16).toString('hex'),
+      ttlMs: this.deps.leaseTtlMs ?? 300_000,
+      preempt,
+    });
+    if (preempt) await this.audit(action, 'ok', { lease: 'pre-empted', fence: lease.fence });
+    try {
+      return await work(lease);
+    } finally {
+      await this.deps.store.release(lease);
+    }
+  }
+
+  private async evaluate(state: RingState, options: StepOptions): Promise<GateResult[]> {
+    const slot = nextGateSlot(state);
+    if (!slot) return [];
+    const results = await evaluateGates(buildGates(this.ring, slot), { ring: this.ring, state, slot, now: this.deps.clock.now(), approved: options.approve ?? false });
+    const overrides = options.overrides ?? [];
+    for (const override of overrides) {
+      if (!results.some((result) => result.name === override.gate)) {
+        throw new ConfigError(`--override ${override.gate}: no such gate before the next step of ring "${this.ring.name}" (gates: ${results.map((r) => r.name).join(', ') || 'none'})`);
+      }
+    }
+    return results.map((result) => {
+      const override = overrides.find((candidate) => candidate.gate === result.name);
+      return override && result.verdict !== 'pass' ? { ...result, overridden: { reason: override.reason, by: `${this.actor.user}@${this.actor.host}` } } : result;
+    });
+  }
+
+  // ---------------------------------------------------------------- commands
+
+  async status(): Promise<StatusReport> {
+    const handles = await this.targets();
+    const reads = await Promise.all(
+      handles.map(async (handle) => {
+        try {
+          return { handle, read: await readTarget(this.ring, handle) };
+        } catch (error) {
+          return { handle, error: (error as Error).message };
+        }
+      }),
+    );
+    const good = reads.flatMap((entry) => (entry.read ? [entry.read] : []));
+    const failed = reads.filter((entry) => entry.error !== undefined);
+    let state: RingState;
+    if (failed.length > 0 && !(await this.deps.store.load(this.ring.name))) {
+      throw new RotorError(`ring "${this.ring.name}": cannot read ${failed.map((f) => `"${f.handle.config.name}" (${f.error})`).join(', ')}`);
+    }
+    try {
+      state = (await this.currentState(good)).state;
+    } catch (error) {
+      if (isRotorError(error)) throw error;
+      throw error;
+    }
+    const gates = state.transition ? [] : await this.evaluate(state, {});
+    return buildStatus(this.ring, state, reads.map((entry) => ({ name: entry.handle.config.name, audience: entry.handle.config.audience, provider: entry.handle.provider, read: entry.read, error: entry.error })), gates, this.deps.clock.now());
+  }
+
+  async start(options: StepOptions = {}): Promise<StepResult> {
+    return this.step('start', options, async (state) => {
+      const newKeyId = generateKeyId(this.ring.keyIdPrefix ?? '', this.deps.clock.now(), this.randomBytes);
+      return { kind: 'planned', state: planStart(state, { now: this.now(), transitionId: this.id('t'), rotationId: this.id('rot'), newKeyId }) };
+    });
+  }
+
+  async advance(options: StepOptions = {}): Promise<StepResult> {
+    return this.step('advance', options, async (state, gates) => planAdvance(state, gates, { now: this.now(), transitionId: this.id('t') }));
+  }
+
+  async abort(options: StepOptions = {}): Promise<StepResult> {
+    return this.step('abort', options, async (state, gates) =>
+      planAbort(state, gates, { now: this.now(), transitionId: this.id('t'), ...(options.reason ? { reason: options.reason } : {}) }),
+    );
+  }
+
+  async revoke(keyId: string, options: StepOptions & { readonly reason: string }): Promise<StepResult> {
+    const plan = async (state: RingState) => {
+      const freshKeyId = revokeNeedsNewKey(state, keyId) ? generateKeyId(this.ring.keyIdPrefix ?? '', this.deps.clock.now(), this.randomBytes) : null;
+      return planRevoke(state, { now: this.now(), transitionId: this.id('t'), keyId, freshKeyId, reason: options.reason });
+    };
+    if (options.dryRun) {
+      const reads = await this.readAll();
+      const { state } = await this.currentState(reads);
+      return this.describePlan('revoke', await plan(state), reads, []);
+    }
+    return this.withLease(
+      'revoke',
+      async (lease) => {
+        const reads = await this.readAll();
+        const { state } = await this.currentState(reads);
+        const planned = await plan(state);
+        await this.deps.store.save(planned, lease);
+        await this.audit('revoke', 'planned', { keyId, reason: options.reason, desired: planned.transition?.desired, preempted: state.transition?.kind ?? null });
+        const done = await this.execute(planned, lease, 'revoke');
+        return this.result('revoke', 'done', done.state, planned.transition as Transition, [], done.writes, `revoked "${keyId}"`);
+      },
+      true,
+    );
+  }
+
+  /** `run --once` for this ring: resume, start when the key is too old, advance when allowed. */
+  async runOnce(): Promise<StepResult> {
+    const { state } = await this.currentState();
+    if (state.transition) return this.advance();
+    if (!state.rotation) {
+      if (!rotationDue(state, this.ring.keyIdPrefix ?? '', this.ring.policy.maxAge, this.deps.clock.now())) {
+        return this.result('run', 'noop', state, null, [], [], `active key "${state.activeKeyId}" is younger than maxAge`);
+      }
+      return this.start();
+    }
+    if (!this.ring.policy.autoAdvance) {
+      return this.result('run', 'noop', state, null, [], [], 'rotation in progress; autoAdvance is off (run `rotate advance`)');
+    }
+    try {
+      return await this.advance();
+    } catch (error) {
+      if (error instanceof GateBlockedError) return this.result('run', 'blocked', state, null, [], [], error.message);
+      throw error;
+    }
+  }
+
+  // ---------------------------------------------------------------- mechanics
+
+  private async step(
+    action: string,
+    options: StepOptions,
+    decide: (state: RingState, gates: readonly GateOutcome[]) => Promise<AdvanceDecision>,
+  ): Promise<StepResult> {
+    if (options.dryRun) {
+      const reads = await this.readAll();
+      const { state } = await this.currentState(reads);
+      if (state.transition) return this.describePlan(action, state, reads, []);
+      checkTargets(state, reads.map((read) => read.observed));
+      const gates = await this.evaluate(state, options);
+      const decision = await decide(state, gates);
+      if (decision.kind === 'blocked') throw blocked(this.ring.name, action, decision.gates);
+      return this.describePlan(action, decision.state, reads, gates);
+    }
+    return this.withLease(action, async (lease) => {
+      const reads = await this.readAll();
+      const { state, bootstrapped } = await this.currentState(reads);
+      if (bootstrapped) {
+        await this.deps.store.save(state, lease);
+        await this.audit('adopt', 'ok', { keys: state.keys.map((key) => `${key.id}=${key.fingerprint}`), activeKeyId: state.activeKeyId });
+      }
+      if (state.transition) {
+        await this.audit(action, 'ok', { resumed: state.transition.kind, transitionId: state.transition.id });
+        const done = await this.execute(state, lease, action);
+        return this.result(action, 'resumed', done.state, state.transition, state.transition.gates, done.writes, `resumed the interrupted ${state.transition.kind}`);
+      }
+      checkTargets(state, reads.map((read) => read.observed));
+      const gates = await this.evaluate(state, options);
+      const decision = await decide(state, gates);
+      if (decision.kind === 'blocked') {
+        await this.audit(action, 'blocked', { gates: decision.gates });
+        throw blocked(this.ring.name, action, decision.gates);
+      }
+      const planned = decision.state;
+      const transition = planned.transition as Transition;
+      for (const gate of gates.filter((g) => g.overridden)) {
+        await this.audit('override', 'overridden', { gate: gate.name, verdict: gate.verdict, gateReason: gate.reason, reason: gate.overridden?.reason, transition: transition.kind });
+      }
+      await this.deps.store.save(planned, lease);
+      await this.audit(action, 'planned', { transition: transition.kind, transitionId: transition.id, from: transition.from, desired: transition.desired, gates, ...(options.reason ? { reason: options.reason } : {}) });
+      const done = await this.execute(planned, lease, action);
+      return this.result(action, 'done', done.state, transition, gates, done.writes, `${transition.kind}: ring is now ${phaseOf(done.state)}`);
+    });
+  }
+
+  /**
+   * Runs the state's transition to completion. Re-reads and re-validates everything first, so it is
+   * also the resume path: targets already at the desired set are recorded, not rewritten.
+   */
+  private async execute(initial: RingState, lease: Lease, action: string): Promise<{ state: RingState; writes: WriteRecord[] }> {
+    let state = initial;
+    const reads = await this.readAll();
+    const fingerprints = checkTargets(state, reads.map((read) => read.observed));
+    const material = mergeMaterial(reads);
+    const latest = new Map(reads.map((read) => [read.handle.config.name, read]));
+
+    const ensured = await this.ensureMaterial(state, material, lease, action);
+    state = ensured.state;
+    const transition = state.transition as Transition;
+    for (const [id, key] of ensured.generated) fingerprints.set(id, keyFingerprint(this.ring.algorithm, key));
+
+    const handles = writeOrder(await this.targets());
+    let saving = Promise.resolve();
+    const save = (next: (current: RingState) => RingState): Promise<void> => {
+      saving = saving.then(async () => {
+        state = next(state);
+        await this.deps.store.save(state, lease);
+      });
+      return saving;
+    };
+
+    const writeOne = async (handle: TargetHandle): Promise<void> => {
+      const name = handle.config.name;
+      const previous = transition.writes[name];
+      for (let attempt = 0; ; attempt += 1) {
+        const read = latest.get(name) as TargetRead;
+        if (holdsKeySet(read.observed, transition.desired, fingerprints)) {
+          const status = previous?.status === 'writing' || previous?.status === 'verified' ? 'verified' : 'unchanged';
+          await save((s) => recordWrite(s, { target: name, status, version: read.snapshot.version, fingerprints: fingerprintList(read.observed), verifiedAt: this.now() }, this.now()));
+          this.progress(`${this.ring.name}/${name}: ${status === 'unchanged' ? 'already holds the desired keys' : 'verified'} (${transition.kind})`);
+          return;
+        }
+        assertWriteSafe(transition, read.observed, [...latest.values()].map((r) => r.observed));
+        const fields = toFields(handle.config, renderKeySet(this.ring.algorithm, handle.config.audience, transition.desired, material));
+        await save((s) => recordWrite(s, { target: name, status: 'writing', writtenAt: this.now() }, this.now()));
+        this.progress(`${this.ring.name}/${name}: writing ${Object.keys(fields).join(', ')} (${transition.kind})`);
+        try {
+          await handle.provider.write({ set: fields, expectedVersion: read.snapshot.version, idempotencyKey: `${transition.id}:${name}` });
+        } catch (error) {
+          if (!(error instanceof ConflictError) || attempt >= (this.deps.casRetries ?? 3)) throw error;
+          this.progress(`${this.ring.name}/${name}: changed concurrently; re-reading and re-validating`);
+          const fresh = await readTarget(this.ring, handle);
+          checkTargets(state, [fresh.observed]);
+          agreedFingerprints([fresh.observed], [...fingerprints].map(([id, fingerprint]) => ({ id, fingerprint, createdAt: '' })));
+          latest.set(name, fresh);
+          continue;
+        }
+        const back = await readTarget(this.ring, handle);
+        latest.set(name, back);
+        if (!holdsKeySet(back.observed, transition.desired, fingerprints)) {
+          throw new RotorError(`target "${name}": read-back after the write does not match (holds ${back.observed.keys.map((k) => `${k.id}=${k.fingerprint}`).join(',')}, active ${back.observed.activeKeyId ?? 'none'})`);
+        }
+        await save((s) => recordWrite(s, { target: name, status: 'verified', version: back.snapshot.version, fingerprints: fingerprintList(back.observed), writtenAt: s.transition?.writes[name]?.writtenAt ?? this.now(), verifiedAt: this.now() }, this.now()));
+        this.progress(`${this.ring.name}/${name}: verified ${back.snapshot.version}`);
+        return;
+      }
+    };
+
+    if (transition.parallel) {
+      const outcomes = await Promise.allSettled(handles.map((handle) => this.withRetries(() => writeOne(handle))));
+      const failures = outcomes.flatMap((outcome, index) => (outcome.status === 'rejected' ? [{ target: (handles[index] as TargetHandle).config.name, error: (outcome.reason as Error).message }] : []));
+      if (failures.length > 0) {
+        for (const failure of failures) await save((s) => recordWrite(s, { target: failure.target, status: 'failed', error: failure.error }, this.now()));
+        await this.audit(action, 'partial', { transition: transition.kind, failures });
+        throw new PartialFailureError(`${transition.kind}: ${failures.length} of ${handles.length} targets failed (${failures.map((f) => `${f.target}: ${f.error}`).join('; ')}); re-run to converge`, failures);
+      }
+    } else {
+      for (const handle of handles) await writeOne(handle);
+    }
+    await saving;
+    const final = completeTransition(state, fingerprints, this.now());
+    await this.deps.store.save(final, lease);
+    await this.audit(action, 'ok', {
+      transition: transition.kind,
+      transitionId: transition.id,
+      phase: phaseOf(final),
+      keys: final.keys.map((key) => `${key.id}=${key.fingerprint}`),
+      activeKeyId: final.activeKeyId,
+    });
+    return { state: final, writes: Object.values((state.transition as Transition).writes) };
+  }
+
+  /** Bounded retries with backoff for transient failures; content and conflict errors are final. */
+  private async withRetries(work: () => Promise<void>): Promise<void> {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await work();
+      } catch (error) {
+        if (attempt >= 3 || (isRotorError(error) && !(error instanceof ConflictError))) throw error;
+        await this.deps.clock.sleep(50 * 2 ** attempt * (0.5 + this.randomBytes(1)[0]! / 255));
+      }
+    }
+  }
+
+  /**
+   * Every key of the desired set must have material: recovered from targets (all holders agree), or
+   * generated for the transition's new key when no target holds it yet.
+   */
+  private async ensureMaterial(
+    initial: RingState,
+    material: Map<string, KeyMaterial>,
+    lease: Lease,
+    action: string,
+  ): Promise<{ state: RingState; generated: Map<string, KeyMaterial> }> {
+    let state = initial;
+    const generated = new Map<string, KeyMaterial>();
+    const needsSecret = this.ring.targets.some((target) => target.audience === 'all');
+    const transition = state.transition as Transition;
+    const newId = transition.generatedKeyId;
+    if (newId !== null) {
+      const held = material.get(newId);
+      if (held && !held.secret && needsSecret) {
+        const freshId = generateKeyId(this.ring.keyIdPrefix ?? '', this.deps.clock.now(), this.randomBytes);
+        state = rekeyTransition(state, freshId, this.now());
+        await this.deps.store.save(state, lease);
+        await this.audit(action, 'ok', { rekeyed: { abandoned: newId, replacement: freshId }, why: 'the seed was never written to a signer target' });
+        material.delete(newId);
+      }
+      const currentId = (state.transition as Transition).generatedKeyId as string;
+      if (!material.has(currentId)) {
+        const key = generateKey(this.ring.algorithm, currentId, this.randomBytes);
+        material.set(currentId, key);
+        generated.set(currentId, key);
+      }
+    }
+    for (const id of (state.transition as Transition).desired.keyIds) {
+      const key = material.get(id);
+      if (!key || (needsSecret && !key.secret)) {
+        throw new RotorError(`ring "${this.ring.name}": no target holds the ${key ? 'secret of' : 'material for'} key "${id}"; it cannot be written`);
+      }
+    }
+    return { state, generated };
+  }
+
+  private async describePlan(action: string, planned: RingState, reads: readonly TargetRead[], gates: readonly GateResult[]): Promise<StepResult> {
+    const transition = planned.transition as Transition;
+    const writes: PlannedWrite[] = writeOrder(reads.map((read) => read.handle)).map((handle) => {
+      const read = reads.find((r) => r.handle === handle) as TargetRead;
+      const after = { keyIds: handle.config.audience === 'verifiers' ? transition.desired.keyIds : transition.desired.keyIds, activeKeyId: handle.config.audience === 'verifiers' ? null : transition.desired.activeKeyId };
+      const beforeIds = read.observed.keys.map((key) => key.id);
+      const change = beforeIds.join(',') !== after.keyIds.join(',') || read.observed.activeKeyId !== after.activeKeyId;
+      const variables = Object.keys(toFields(handle.config, Object.fromEntries(Object.keys(renderFieldsShape(this.ring.algorithm, handle.config.audience)).map((v) => [v, '']))));
+      return { target: handle.config.name, audience: handle.config.audience, location: handle.provider.location, fields: variables, before: { keyIds: beforeIds, activeKeyId: read.observed.activeKeyId }, after, change };
+    });
+    const newKey = transition.generatedKeyId ? { id: transition.generatedKeyId, fingerprint: null } : undefined;
+    return { ...this.result(action, 'planned', planned, transition, gates, writes, `dry run: ${transition.kind} would write ${writes.filter((w) => w.change).length} of ${writes.length} targets; nothing was written`), ...(newKey ? { newKey } : {}) };
+  }
+
+  private result(action: string, outcome: StepResult['outcome'], state: RingState, transition: Transition | null, gates: readonly GateResult[], writes: StepResult['writes'], message: string): StepResult {
+    const base: StepResult = { ring: this.ring.name, action, outcome, phase: phaseOf(state), gates, writes, message };
+    if (!transition) return base;
+    const generated = transition.generatedKeyId;
+    const newKey = generated && outcome !== 'planned' ? { id: generated, fingerprint: state.keys.find((key) => key.id === generated)?.fingerprint ?? null } : undefined;
+    return { ...base, transition: { kind: transition.kind, from: transition.from, desired: transition.desired }, ...(newKey ? { newKey } : {}) };
+  }
+
+  private progress(line: string): void {
+    this.deps.progress?.(line);
+  }
+}
+
+function renderFieldsShape(algorithm: RingConfig['algorithm'], audience: TargetConfig['audience']): Record<string, true> {
+  const shape: Record<string, true> = {};
+  const probe = { keyIds: [] as string[], activeKeyId: '' };
+  for (const variable of Object.keys(renderKeySet(algorithm, audience, probe, new Map()))) shape[variable] = true;
+  return shape;
+}
+
+function fingerprintList(observed: ObservedTarget): string[] {
+  return observed.keys.map((key) => `${key.id}=${key.fingerprint}`);
+}
+
+function mergeMaterial(reads: readonly TargetRead[]): Map<string, KeyMaterial> {
+  const merged = new Map<string, KeyMaterial>();
+  for (const read of reads) {
+    for (const [id, key] of read.material) {
+      const known = merged.get(id);
+      merged.set(id, { id, ...(known ?? {}), ...(key.secret ? { secret: key.secret } : {}), ...(key.publicKey ? { publicKey: key.publicKey } : {}) });
+      if (known?.secret && !key.secret) merged.set(id, { ...(merged.get(id) as KeyMaterial), secret: known.secret });
+    }
+  }
+  return merged;
+}
+
+function blocked(ring: string, action: string, gates: readonly GateOutcome[]): GateBlockedError {
+  const reasons = gates.filter((gate) => gate.verdict !== 'pass' && !gate.overridden).map((gate) => `${gate.name} (${gate.verdict}): ${gate.reason}`);
+  return new GateBlockedError(`ring "${ring}": ${action} blocked by ${reasons.length} gate(s)`, reasons);
+}
+
+// ---------------------------------------------------------------- status
+
+export interface StatusReport {
+  readonly ring: string;
+  readonly algorithm: string;
+  readonly phase: string;
+  readonly rotation: RingState['rotation'];
+  readonly transition: { readonly kind: string; readonly writes: readonly WriteRecord[]; readonly desired: Transition['desired'] } | null;
+  readonly keys: readonly { id: string; active: boolean; fingerprint: string; createdAt: string; ageMs: number; presentIn: string[] }[];
+  readonly targets: readonly { name: string; audience: string; provider: string; location: string; version: string | null; keyIds: string[]; activeKeyId: string | null; inSync: boolean; error?: string }[];
+  readonly gates: readonly GateResult[];
+  readonly revokedKeyIds: readonly string[];
+  readonly next: string;
+}
+
+interface TargetStatusInput {
+  readonly name: string;
+  readonly audience: string;
+  readonly provider: Provider;
+  readonly read?: TargetRead;
+  readonly error?: string;
+}
+
+function buildStatus(ring: RingConfig, state: RingState, targets: readonly TargetStatusInput[], gates: readonly GateResult[], now: Date): StatusReport {
+  const keys = state.keys.map((key) => ({
+    id: key.id,
+    active: key.id === state.activeKeyId,
+    fingerprint: key.fingerprint,
+    createdAt: key.createdAt,
+    ageMs: now.getTime() - Date.parse(key.createdAt),
+    presentIn: targets.filter((t) => t.read?.observed.keys.some((k) => k.id === key.id && k.fingerprint === key.fingerprint)).map((t) => t.name),
+  }));
+  const expectedIds = state.keys.map((key) => key.id);
+  const targetRows = targets.map((t) => {
+    const observed = t.read?.observed;
+    const ids = observed?.keys.map((key) => key.id) ?? [];
+    const inSync = observed !== undefined && ids.length === expectedIds.length && expectedIds.every((id) => ids.includes(id)) && (observed.audience === 'verifiers' || observed.activeKeyId === state.activeKeyId);
+    return {
+      name: t.name,
+      audience: t.audience,
+      provider: t.provider.providerName,
+      location: t.provider.location,
+      version: t.read?.snapshot.version ?? null,
+      keyIds: ids,
+      activeKeyId: observed?.activeKeyId ?? null,
+      inSync,
+      ...(t.error ? { error: t.error } : {}),
+    };
+  });
+  return {
+    ring: ring.name,
+    algorithm: state.algorithm,
+    phase: phaseOf(state),
+    rotation: state.rotation,
+    transition: state.transition ? { kind: state.transition.kind, writes: Object.values(state.transition.writes), desired: state.transition.desired } : null,
+    keys,
+    targets: targetRows,
+    gates,
+    revokedKeyIds: state.revokedKeyIds,
+    next: nextAction(ring, state, gates, targetRows),
+  };
+}
+
+function nextAction(ring: RingConfig, state: RingState, gates: readonly GateResult[], targets: readonly { inSync: boolean; name: string; error?: string }[]): string {
+  const broken = targets.filter((t) => t.error);
+  if (broken.length > 0) return `fix unreadable targets: ${broken.map((t) => t.name).join(', ')}`;
+  if (state.transition) return `a ${state.transition.kind} was interrupted: run \`stem-rotor rotate advance ${ring.name}\` to resume it`;
+  const drifted = targets.filter((t) => !t.inSync);
+  if (drifted.length > 0) return `targets drifted from the ring (${drifted.map((t) => t.name).join(', ')}): run \`stem-rotor check ${ring.name}\``;
+  const rotation = state.rotation;
+  if (!rotation) return `stable: run \`stem-rotor rotate start ${ring.name}\` to rotate (scheduled after maxAge)`;
+  const waiting = gates.filter((gate) => gate.verdict !== 'pass');
+  const step = rotation.phase === 'added' && !rotation.aborting ? `activate "${rotation.newKeyId}"` : rotation.aborting ? `remove "${rotation.newKeyId}" (finish abort)` : `drop "${rotation.oldKeyId}"`;
+  if (waiting.length > 0) return `waiting to ${step}: ${waiting.map((gate) => `${gate.name}: ${gate.reason}`).join('; ')}`;
+  return `ready: run \`stem-rotor rotate advance ${ring.name}\` to ${step}`;
+}

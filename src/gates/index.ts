@@ -1,0 +1,36 @@
+/** Builds a ring's gates for a slot from config, and evaluates them failing closed. */
+import type { GateConfig, RingConfig } from '../config/schema.js';
+import type { GateSlot } from '../core/machine.js';
+import { createApprovalGate } from './approval.js';
+import { createSoakGate } from './soak.js';
+import type { Gate, GateContext, GateResult } from './types.js';
+
+export type { Gate, GateContext, GateResult } from './types.js';
+
+export function gateName(config: GateConfig): string {
+  return config.name ?? config.type;
+}
+
+export function buildGates(ring: RingConfig, slot: GateSlot): Gate[] {
+  return ring.gates[slot].map((config) => {
+    switch (config.type) {
+      case 'soak':
+        return createSoakGate({ name: gateName(config), durationMs: config.duration ?? (slot === 'beforeActivate' ? ring.policy.propagate : ring.policy.drain) });
+      case 'approval':
+        return createApprovalGate({ name: gateName(config) });
+    }
+  });
+}
+
+/** Every gate runs; one that throws is `unknown` (S6: an unreachable signal never passes). */
+export async function evaluateGates(gates: readonly Gate[], context: GateContext): Promise<GateResult[]> {
+  return Promise.all(
+    gates.map(async (gate) => {
+      try {
+        return await gate.evaluate(context);
+      } catch (error) {
+        return { name: gate.name, verdict: 'unknown' as const, reason: `evidence unavailable: ${(error as Error).message}` };
+      }
+    }),
+  );
+}
