@@ -1,5 +1,5 @@
 import ms from 'ms';
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** `10m`, `24h`, `30d`, `1.5h` → milliseconds (via `ms`); a bare number is rejected to avoid unit mistakes. */
 export function parseDuration(text: string): number | undefined {

@@ -1,6 +1,7 @@
 /** Config pipeline: read → parse (YAML or JSON) → zod schema → cross-field rules → resolved config. */
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { configSchema, type RawConfig, type RingConfig, type StoreConfig } from './schema.js';
@@ -108,8 +109,7 @@ export async function loadConfig(path: string): Promise<Config> {
     if (absolute.endsWith('.json')) {
       document = JSON.parse(text);
     } else {
-      const { parse } = await import('yaml');
-      document = parse(text, { prettyErrors: true });
+      document = parseYaml(text, { prettyErrors: true });
     }
   } catch (error) {
     throw new ConfigError(`config ${absolute}: not valid ${absolute.endsWith('.json') ? 'JSON' : 'YAML'}: ${(error as Error).message}`);

@@ -1,5 +1,5 @@
 /** The config file's schema: the single source of config types (`z.infer`). */
-import { z } from 'zod';
+import * as z from 'zod';
 import { keyIdProblem } from '../stem/keys.js';
 import { ALGORITHMS, STEM_ENV_NAMES, type StemEnvName } from '../stem/signing-env.js';
 import { durationSchema } from './duration.js';

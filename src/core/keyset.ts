@@ -108,6 +108,17 @@ export function renderKeySet(
   };
 }
 
+/** Which of the audience's variables a write towards `desired` changes (for plans; no material needed). */
+export function changedVariables(algorithm: Algorithm, observed: ObservedTarget, desired: DesiredKeySet, rawAlgorithm: string | undefined): StemEnvName[] {
+  const ids = observed.keys.map((key) => key.id);
+  const sameIds = ids.length === desired.keyIds.length && desired.keyIds.every((id) => ids.includes(id));
+  return audienceFields(algorithm, observed.audience).filter((variable) => {
+    if (variable === STEM_ENV.algorithm) return rawAlgorithm?.trim() !== algorithm;
+    if (variable === STEM_ENV.activeKey) return observed.activeKeyId !== desired.activeKeyId;
+    return !sameIds;
+  });
+}
+
 /** True when the target already holds exactly `desired` (same ids, fingerprints, active key). */
 export function holdsKeySet(observed: ObservedTarget, desired: DesiredKeySet, fingerprints: ReadonlyMap<string, string>): boolean {
   const ids = observed.keys.map((key) => key.id);

@@ -10,7 +10,9 @@ import { createProvider } from '../../providers/index.js';
 import type { Provider } from '../../providers/types.js';
 import type { Clock } from '../clock.js';
 import type { RingConfig, TargetConfig } from '../config/schema.js';
-import { holdsKeySet, renderKeySet } from '../core/keyset.js';
+import { changedVariables, holdsKeySet, observeTarget, renderKeySet } from '../core/keyset.js';
+import { STEM_ENV } from '../stem/signing-env.js';
+import { lintSigningEnv, type LintFinding } from '../stem/lint.js';
 import {
   agreedFingerprints,
   assertWriteSafe,
@@ -29,11 +31,11 @@ import {
   type AdvanceDecision,
 } from '../core/machine.js';
 import { phaseOf, type GateOutcome, type ObservedTarget, type RingState, type Transition, type WriteRecord } from '../core/types.js';
-import { ConfigError, ConflictError, GateBlockedError, InternalError, PartialFailureError, RotorError, isRotorError } from '../errors.js';
+import { ConfigError, ConflictError, GateBlockedError, PartialFailureError, RotorError, isRotorError } from '../errors.js';
 import { buildGates, evaluateGates, type GateResult } from '../gates/index.js';
 import { generateKey, generateKeyId, keyFingerprint, type KeyMaterial, type RandomBytes } from '../stem/keys.js';
 import type { AuditEvent, Lease, StateStore } from '../store/types.js';
-import { readTarget, toFields, writeOrder, type TargetHandle, type TargetRead } from './targets.js';
+import { fieldName, readSigningEnv, readTarget, toFields, writeOrder, type TargetHandle, type TargetRead } from './targets.js';
 
 export interface Actor {
   readonly user: string;
@@ -120,7 +122,7 @@ export class RingEngine {
     return `${prefix}-${this.deps.clock.now().toISOString().replace(/[-:.]/g, '').slice(0, 15)}-${this.randomBytes(4).toString('hex')}`;
   }
 
-  private async targets(): Promise<TargetHandle[]> {
+  async targets(): Promise<TargetHandle[]> {
     if (!this.handles) {
       const factory = this.deps.providerFor ?? createProvider;
       this.handles = await Promise.all(this.ring.targets.map(async (config) => ({ config, provider: await factory(config) })));
@@ -360,7 +362,8 @@ export class RingEngine {
           return;
         }
         assertWriteSafe(transition, read.observed, [...latest.values()].map((r) => r.observed));
-        const fields = toFields(handle.config, renderKeySet(this.ring.algorithm, handle.config.audience, transition.desired, material));
+        const rendered = toFields(handle.config, renderKeySet(this.ring.algorithm, handle.config.audience, transition.desired, material));
+        const fields = Object.fromEntries(Object.entries(rendered).filter(([field, value]) => read.snapshot.fields[field] !== value));
         await save((s) => recordWrite(s, { target: name, status: 'writing', writtenAt: this.now() }, this.now()));
         this.progress(`${this.ring.name}/${name}: writing ${Object.keys(fields).join(', ')} (${transition.kind})`);
         try {
@@ -465,14 +468,14 @@ export class RingEngine {
     const transition = planned.transition as Transition;
     const writes: PlannedWrite[] = writeOrder(reads.map((read) => read.handle)).map((handle) => {
       const read = reads.find((r) => r.handle === handle) as TargetRead;
-      const after = { keyIds: handle.config.audience === 'verifiers' ? transition.desired.keyIds : transition.desired.keyIds, activeKeyId: handle.config.audience === 'verifiers' ? null : transition.desired.activeKeyId };
-      const beforeIds = read.observed.keys.map((key) => key.id);
-      const change = beforeIds.join(',') !== after.keyIds.join(',') || read.observed.activeKeyId !== after.activeKeyId;
-      const variables = Object.keys(toFields(handle.config, Object.fromEntries(Object.keys(renderFieldsShape(this.ring.algorithm, handle.config.audience)).map((v) => [v, '']))));
-      return { target: handle.config.name, audience: handle.config.audience, location: handle.provider.location, fields: variables, before: { keyIds: beforeIds, activeKeyId: read.observed.activeKeyId }, after, change };
+      const after = { keyIds: transition.desired.keyIds, activeKeyId: handle.config.audience === 'verifiers' ? null : transition.desired.activeKeyId };
+      const variables = changedVariables(this.ring.algorithm, read.observed, transition.desired, read.snapshot.fields[fieldName(handle.config, STEM_ENV.algorithm)]);
+      const fields = variables.map((variable) => fieldName(handle.config, variable));
+      const before = { keyIds: read.observed.keys.map((key) => key.id), activeKeyId: read.observed.activeKeyId };
+      return { target: handle.config.name, audience: handle.config.audience, location: handle.provider.location, fields, before, after, change: fields.length > 0 };
     });
-    const newKey = transition.generatedKeyId ? { id: transition.generatedKeyId, fingerprint: null } : undefined;
-    return { ...this.result(action, 'planned', planned, transition, gates, writes, `dry run: ${transition.kind} would write ${writes.filter((w) => w.change).length} of ${writes.length} targets; nothing was written`), ...(newKey ? { newKey } : {}) };
+    const generated = transition.generatedKeyId ? ` (new key id and material are generated when applied; ${transition.generatedKeyId} is illustrative)` : '';
+    return this.result(action, 'planned', planned, transition, gates, writes, `dry run: ${transition.kind} would write ${writes.filter((w) => w.change).length} of ${writes.length} targets; nothing was written${generated}`);
   }
 
   private result(action: string, outcome: StepResult['outcome'], state: RingState, transition: Transition | null, gates: readonly GateResult[], writes: StepResult['writes'], message: string): StepResult {
@@ -486,13 +489,6 @@ export class RingEngine {
   private progress(line: string): void {
     this.deps.progress?.(line);
   }
-}
-
-function renderFieldsShape(algorithm: RingConfig['algorithm'], audience: TargetConfig['audience']): Record<string, true> {
-  const shape: Record<string, true> = {};
-  const probe = { keyIds: [] as string[], activeKeyId: '' };
-  for (const variable of Object.keys(renderKeySet(algorithm, audience, probe, new Map()))) shape[variable] = true;
-  return shape;
 }
 
 function fingerprintList(observed: ObservedTarget): string[] {
@@ -591,4 +587,51 @@ function nextAction(ring: RingConfig, state: RingState, gates: readonly GateResu
   const step = rotation.phase === 'added' && !rotation.aborting ? `activate "${rotation.newKeyId}"` : rotation.aborting ? `remove "${rotation.newKeyId}" (finish abort)` : `drop "${rotation.oldKeyId}"`;
   if (waiting.length > 0) return `waiting to ${step}: ${waiting.map((gate) => `${gate.name}: ${gate.reason}`).join('; ')}`;
   return `ready: run \`stem-rotor rotate advance ${ring.name}\` to ${step}`;
+}
+
+// ---------------------------------------------------------------- check
+
+export interface CheckReport {
+  readonly ring: string;
+  readonly ok: boolean;
+  readonly targets: readonly { name: string; location: string; reachable: boolean; findings: readonly LintFinding[]; error?: string }[];
+  readonly agreement: string;
+  readonly exitCode: number;
+}
+
+/** `check`: reach every target, parse and lint its Stem config, and prove the targets agree (S10). */
+export async function checkRing(engine: RingEngine, handles: readonly TargetHandle[]): Promise<CheckReport> {
+  const targets = await Promise.all(
+    handles.map(async (handle) => {
+      const base = { name: handle.config.name, location: handle.provider.location };
+      let env;
+      try {
+        env = (await readSigningEnv(handle)).env;
+      } catch (error) {
+        return { ...base, reachable: false, findings: [], error: (error as Error).message, exitCode: isRotorError(error) ? error.exitCode : 1 };
+      }
+      const findings = lintSigningEnv(env);
+      try {
+        observeTarget(handle.config.name, handle.config.audience, engine.ring.algorithm, env);
+        return { ...base, reachable: true, findings, exitCode: 0 };
+      } catch (error) {
+        return { ...base, reachable: true, findings, error: (error as Error).message, exitCode: isRotorError(error) ? error.exitCode : 1 };
+      }
+    }),
+  );
+  let agreement = 'not checked: some targets have problems';
+  let agreementExit = 0;
+  if (targets.every((target) => target.exitCode === 0)) {
+    try {
+      const reads = await engine.readAll();
+      const { state } = await engine.currentState(reads);
+      checkTargets(state, reads.map((read) => read.observed));
+      agreement = state.transition ? `targets are within the interrupted ${state.transition.kind}; resume it with rotate advance` : 'every target agrees with the ring';
+    } catch (error) {
+      agreement = (error as Error).message;
+      agreementExit = isRotorError(error) ? error.exitCode : 1;
+    }
+  }
+  const exitCode = Math.max(agreementExit, ...targets.map((target) => target.exitCode));
+  return { ring: engine.ring.name, ok: exitCode === 0, targets: targets.map(({ exitCode: _unused, ...rest }) => rest), agreement, exitCode };
 }

@@ -17,11 +17,8 @@ export interface TargetRead extends Observation {
   readonly snapshot: TargetSnapshot;
 }
 
-export function fieldName(target: TargetConfig, variable: StemEnvName): string {
-  return target.fields[variable] ?? variable;
-}
-
-export async function readTarget(ring: RingConfig, handle: TargetHandle): Promise<TargetRead> {
+/** A target's Stem variables, through its field mapping. */
+export async function readSigningEnv(handle: TargetHandle): Promise<{ env: SigningEnv; snapshot: TargetSnapshot }> {
   const variables = observedFields();
   const snapshot = await handle.provider.read(variables.map((variable) => fieldName(handle.config, variable)));
   const env: SigningEnv = {};
@@ -29,6 +26,15 @@ export async function readTarget(ring: RingConfig, handle: TargetHandle): Promis
     const value = snapshot.fields[fieldName(handle.config, variable)];
     if (value !== undefined) env[variable] = value;
   }
+  return { env, snapshot };
+}
+
+export function fieldName(target: TargetConfig, variable: StemEnvName): string {
+  return target.fields[variable] ?? variable;
+}
+
+export async function readTarget(ring: RingConfig, handle: TargetHandle): Promise<TargetRead> {
+  const { env, snapshot } = await readSigningEnv(handle);
   return { ...observeTarget(handle.config.name, handle.config.audience, ring.algorithm, env), handle, snapshot };
 }
 

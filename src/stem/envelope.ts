@@ -1,5 +1,5 @@
 /** Stem's `Envelope.toJson()` shape (stem-interop §2.6, §3.3), with `Envelope.fromJson` defaults. */
-import { z } from 'zod';
+import * as z from 'zod';
 
 export const envelopeSchema = z.object({
   id: z.string().min(1),

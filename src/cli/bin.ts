@@ -1,0 +1,147 @@
+#!/usr/bin/env node
+/**
+ * The CLI shell: declares commands, lazy-imports each command's module, and is the one error
+ * boundary — the only place that sets the exit code.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { ExitCode, GateBlockedError, InternalError, PartialFailureError, isRotorError } from '../errors.js';
+
+const program = new Command('stem-rotor')
+  .description('Signing-key rotation orchestrator for Stem: add-new → activate → drop-old, gated on evidence.')
+  .version('0.1.0')
+  .exitOverride()
+  .showHelpAfterError('(run with --help for usage)');
+
+function common(command: Command): Command {
+  return command
+    .option('--config <file>', 'config file (default: $STEM_ROTOR_CONFIG or ./stem-rotor.yaml)')
+    .option('--json', 'machine-readable output on stdout');
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+function rotateStep(step: 'start' | 'advance' | 'abort', description: string): Command {
+  const command = common(new Command(step).description(description).argument('<ring>'))
+    .option('--dry-run', 'print the redacted write plan; write nothing')
+    .option('--reason <text>', 'why (recorded in the audit trail)');
+  if (step !== 'start') {
+    command.option('--approve', 'satisfy an approval gate').option('--override <gate>', 'let a non-passing gate through (repeatable; needs --reason; audited)', collect, []);
+  }
+  return command.action(async (ring: string, options) => {
+    const { rotateCommand } = await import('./commands/rotate.js');
+    await rotateCommand(step, ring, options);
+  });
+}
+
+common(program.command('status').description('phase, keys, targets, gate verdicts and the next action').argument('[ring]')).action(async (ring: string | undefined, options) => {
+  const { statusCommand } = await import('./commands/status.js');
+  await statusCommand(ring, options);
+});
+
+common(program.command('check').description('validate config, reach and lint every target, prove targets agree').argument('[ring]')).action(async (ring: string | undefined, options) => {
+  const { checkCommand } = await import('./commands/check.js');
+  process.exitCode = await checkCommand(ring, options);
+});
+
+const rotate = program.command('rotate').description('drive a rotation by hand');
+rotate.addCommand(rotateStep('start', 'add a new key to every target (verifiers first); ACTIVE stays on the old key'));
+rotate.addCommand(rotateStep('advance', 'activate the new key, then drop the old one — each only when its gates pass'));
+rotate.addCommand(rotateStep('abort', 'remove the new key (from added) or roll ACTIVE back (from activated)'));
+
+common(program.command('revoke').description('emergency: remove a key everywhere, replacing it if active; no gates').argument('<ring>').argument('<keyId>'))
+  .option('--reason <text>', 'why (required; audited)')
+  .option('--yes', 'confirm: revoke skips every gate')
+  .option('--dry-run', 'print the redacted write plan; write nothing')
+  .action(async (ring: string, keyId: string, options) => {
+    const { revokeCommand } = await import('./commands/revoke.js');
+    await revokeCommand(ring, keyId, options);
+  });
+
+common(program.command('run').description('the scheduled job: start rotations past maxAge, advance those whose gates pass (autoAdvance)'))
+  .option('--once', 'one pass over every ring, then exit')
+  .option('--interval <duration>', 'repeat every DUR (e.g. 5m)')
+  .action(async (options) => {
+    const { runCommand } = await import('./commands/run.js');
+    process.exitCode = await runCommand(options);
+  });
+
+common(program.command('audit').description('the audit trail').argument('[ring]')).action(async (ring: string | undefined, options) => {
+  const { auditCommand } = await import('./commands/audit.js');
+  await auditCommand(ring, options);
+});
+
+program
+  .command('init')
+  .description('write a runnable local example (ring "demo" on dotenv files + file store)')
+  .requiredOption('--dir <dir>', 'where to write it')
+  .option('--force', 'overwrite existing files')
+  .action(async (options) => {
+    const { initCommand } = await import('./commands/init.js');
+    await initCommand(options);
+  });
+
+program
+  .command('keys')
+  .description('key material')
+  .command('generate')
+  .description('print STEM_SIGNING_* lines for one fresh key')
+  .addOption(new Option('--algorithm <algorithm>', 'signing algorithm').choices(['hmac-sha256', 'ed25519']).default('hmac-sha256'))
+  .option('--id <id>', 'key id (default key-<yyyymmdd>-<hex>)')
+  .option('--out <file>', 'write to a new file (mode 0600) instead of stdout')
+  .action(async (options) => {
+    const { keysGenerateCommand } = await import('./commands/keys.js');
+    await keysGenerateCommand(options);
+  });
+
+const envelope = program.command('envelope').description('sign and verify Stem envelopes byte-compatibly');
+common(envelope.command('sign').description("sign an envelope (Stem's Envelope.toJson shape) with the env file's active key"))
+  .requiredOption('--env-file <file>', '.env file with STEM_SIGNING_* variables')
+  .requiredOption('--in <file>', 'envelope JSON file, or - for stdin')
+  .action(async (options) => {
+    const { envelopeSignCommand } = await import('./commands/envelope.js');
+    await envelopeSignCommand(options);
+  });
+common(envelope.command('verify').description('verify as a Stem worker with that env file would; exit 1 with its failure message'))
+  .requiredOption('--env-file <file>', '.env file with STEM_SIGNING_* variables')
+  .requiredOption('--in <file>', 'envelope JSON file, or - for stdin')
+  .action(async (options) => {
+    const { envelopeVerifyCommand } = await import('./commands/envelope.js');
+    process.exitCode = await envelopeVerifyCommand(options);
+  });
+
+common(program.command('lint').description('lint the STEM_SIGNING_* variables of a .env file'))
+  .requiredOption('--env-file <file>', '.env file to lint')
+  .action(async (options) => {
+    const { lintCommand } = await import('./commands/lint.js');
+    process.exitCode = await lintCommand(options);
+  });
+
+function wantsJson(): boolean {
+  return process.argv.includes('--json');
+}
+
+function report(error: unknown): number {
+  if (error instanceof CommanderError) {
+    if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') return ExitCode.ok;
+    return ExitCode.usage;
+  }
+  if (isRotorError(error)) {
+    const details = error instanceof GateBlockedError ? error.reasons : error instanceof PartialFailureError ? error.failures.map((f) => `${f.target}: ${f.error}`) : [];
+    if (wantsJson()) {
+      process.stdout.write(`${JSON.stringify({ error: error.message, code: error.code, exitCode: error.exitCode, details }, null, 2)}\n`);
+    }
+    process.stderr.write(`stem-rotor: ${error.message}\n${details.map((line) => `  - ${line}\n`).join('')}`);
+    if (error instanceof InternalError) process.stderr.write('this is a bug in stem-rotor; please report it with the audit trail (stem-rotor audit --json)\n');
+    return error.exitCode;
+  }
+  process.stderr.write(`stem-rotor: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  return ExitCode.failure;
+}
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  process.exitCode = report(error);
+}

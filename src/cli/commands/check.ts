@@ -1,0 +1,27 @@
+import { checkRing } from '../../engine/engine.js';
+import { createContext, print, type CommonOptions } from '../context.js';
+
+export async function checkCommand(ring: string | undefined, options: CommonOptions): Promise<number> {
+  const context = await createContext(options);
+  const names = ring === undefined ? context.config.rings.map((r) => r.name) : [ring];
+  const reports = await Promise.all(
+    names.map(async (name) => {
+      const engine = context.engine(name);
+      return checkRing(engine, await engine.targets());
+    }),
+  );
+  print(options, { config: context.config.path, rings: reports }, () =>
+    [
+      `config ${context.config.path}: valid`,
+      ...reports.flatMap((report) => [
+        `ring ${report.ring}: ${report.ok ? 'ok' : 'PROBLEMS'}`,
+        ...report.targets.flatMap((target) => [
+          `  ${target.name} ${target.location}: ${target.error ? `ERROR ${target.error}` : 'ok'}`,
+          ...target.findings.map((finding) => `    ${finding.severity} ${finding.code} ${finding.variable}: ${finding.message}`),
+        ]),
+        `  agreement: ${report.agreement}`,
+      ]),
+    ].join('\n'),
+  );
+  return Math.max(0, ...reports.map((report) => report.exitCode));
+}

@@ -1,0 +1,51 @@
+import { ConfigError } from '../../errors.js';
+import { envelopeSchema, envelopeToJson, type Envelope } from '../../stem/envelope.js';
+import { formatIssues } from '../../config/load.js';
+import { signEnvelope, verifyEnvelope } from '../../stem/signer.js';
+import { StemConfigError, loadStemSigningConfig, type StemSigningConfig } from '../../stem/signing-env.js';
+import { print, type CommonOptions } from '../context.js';
+import { readEnvFile, readInput } from '../env-file.js';
+
+interface EnvelopeOptions extends CommonOptions {
+  readonly envFile: string;
+  readonly in: string;
+}
+
+function load(options: EnvelopeOptions): { config: StemSigningConfig; envelope: Envelope } {
+  let config: StemSigningConfig;
+  try {
+    config = loadStemSigningConfig(readEnvFile(options.envFile));
+  } catch (error) {
+    if (error instanceof StemConfigError) throw new ConfigError(`--env-file ${options.envFile}: Stem would refuse this config: ${error.message}`);
+    throw error;
+  }
+  let document: unknown;
+  try {
+    document = JSON.parse(readInput(options.in));
+  } catch (error) {
+    if (error instanceof ConfigError) throw error;
+    throw new ConfigError(`--in ${options.in}: not JSON: ${(error as Error).message}`);
+  }
+  const parsed = envelopeSchema.safeParse(document);
+  if (!parsed.success) throw new ConfigError(`--in ${options.in}: not a Stem envelope:\n  ${formatIssues(parsed.error.issues).join('\n  ')}`);
+  return { config, envelope: parsed.data };
+}
+
+export async function envelopeSignCommand(options: EnvelopeOptions): Promise<void> {
+  const { config, envelope } = load(options);
+  let signed: Envelope;
+  try {
+    signed = signEnvelope(envelope, config);
+  } catch (error) {
+    throw new ConfigError(`--env-file ${options.envFile}: ${(error as Error).message}`);
+  }
+  process.stdout.write(`${JSON.stringify(envelopeToJson(signed), null, options.json ? 2 : undefined)}\n`);
+}
+
+/** Exit 0 when Stem would accept the envelope, 1 with Stem's failure message otherwise. */
+export async function envelopeVerifyCommand(options: EnvelopeOptions): Promise<number> {
+  const { config, envelope } = load(options);
+  const result = verifyEnvelope(envelope, config);
+  print(options, result, () => (result.ok ? (result.skipped ? 'valid (signing is disabled in this config: Stem accepts everything)' : `valid (key "${result.keyId}")`) : result.message));
+  return result.ok ? 0 : 1;
+}

@@ -1,0 +1,37 @@
+/** What every ring command needs: the config, the store, an engine per ring. */
+import { systemClock } from '../clock.js';
+import { DEFAULT_CONFIG_FILE, findRing, loadConfig, type Config } from '../config/load.js';
+import { RingEngine } from '../engine/engine.js';
+import { createFileStore } from '../store/file.js';
+import type { StateStore } from '../store/types.js';
+import type { Log } from './log.js';
+
+export interface CommonOptions {
+  readonly config?: string;
+  readonly json?: boolean;
+}
+
+export interface Context {
+  readonly config: Config;
+  readonly store: StateStore;
+  engine(ring: string): RingEngine;
+}
+
+export function configPath(options: CommonOptions): string {
+  return options.config ?? process.env.STEM_ROTOR_CONFIG ?? DEFAULT_CONFIG_FILE;
+}
+
+export async function createContext(options: CommonOptions, log?: Log): Promise<Context> {
+  const config = await loadConfig(configPath(options));
+  const store = createFileStore({ dir: config.store.dir, clock: systemClock });
+  const progress = log ? (line: string) => log.info(line) : undefined;
+  return {
+    config,
+    store,
+    engine: (ring) => new RingEngine(findRing(config, ring), { store, clock: systemClock, ...(progress ? { progress } : {}) }),
+  };
+}
+
+export function print(options: CommonOptions, value: unknown, human: () => string): void {
+  process.stdout.write(options.json ? `${JSON.stringify(value, null, 2)}\n` : `${human()}\n`);
+}
