@@ -132,7 +132,7 @@ function report(error: unknown): number {
     if (wantsJson()) {
       process.stdout.write(`${JSON.stringify({ error: error.message, code: error.code, exitCode: error.exitCode, details }, null, 2)}\n`);
     }
-    process.stderr.write(`stem-rotor: ${error.message}\n${details.map((line) => `  - ${line}\n`).join('')}`);
+    process.stderr.write(`stem-rotor: ${error.message}\n`);
     if (error instanceof InternalError) process.stderr.write('this is a bug in stem-rotor; please report it with the audit trail (stem-rotor audit --json)\n');
     return error.exitCode;
   }

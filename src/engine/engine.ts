@@ -199,16 +199,10 @@ export class RingEngine {
     );
     const good = reads.flatMap((entry) => (entry.read ? [entry.read] : []));
     const failed = reads.filter((entry) => entry.error !== undefined);
-    let state: RingState;
     if (failed.length > 0 && !(await this.deps.store.load(this.ring.name))) {
       throw new RotorError(`ring "${this.ring.name}": cannot read ${failed.map((f) => `"${f.handle.config.name}" (${f.error})`).join(', ')}`);
     }
-    try {
-      state = (await this.currentState(good)).state;
-    } catch (error) {
-      if (isRotorError(error)) throw error;
-      throw error;
-    }
+    const { state } = await this.currentState(good);
     const gates = state.transition ? [] : await this.evaluate(state, {});
     return buildStatus(this.ring, state, reads.map((entry) => ({ name: entry.handle.config.name, audience: entry.handle.config.audience, provider: entry.handle.provider, read: entry.read, error: entry.error })), gates, this.deps.clock.now());
   }
@@ -509,7 +503,7 @@ function mergeMaterial(reads: readonly TargetRead[]): Map<string, KeyMaterial> {
 
 function blocked(ring: string, action: string, gates: readonly GateOutcome[]): GateBlockedError {
   const reasons = gates.filter((gate) => gate.verdict !== 'pass' && !gate.overridden).map((gate) => `${gate.name} (${gate.verdict}): ${gate.reason}`);
-  return new GateBlockedError(`ring "${ring}": ${action} blocked by ${reasons.length} gate(s)`, reasons);
+  return new GateBlockedError(`ring "${ring}": ${action} blocked by ${reasons.length} gate(s):\n  - ${reasons.join('\n  - ')}`, reasons);
 }
 
 // ---------------------------------------------------------------- status
