@@ -1,0 +1,178 @@
+/**
+ * S4: a crash before or after any target write, followed by the next command, converges on the
+ * crash-free result. A "crash" abandons the engine mid-flight and leaves its lease un-released,
+ * as a killed process would; the next engine is new, with fresh providers.
+ */
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { parseDotenv } from '../../providers/dotenv.js';
+import type { Provider } from '../../providers/types.js';
+import type { TargetConfig } from '../../src/config/schema.js';
+import { loadStemSigningConfig, STEM_ENV_NAMES, type SigningEnv } from '../../src/stem/signing-env.js';
+import { keyFingerprint } from '../../src/stem/keys.js';
+import type { StateStore } from '../../src/store/types.js';
+import { createHarness, dotenvFor, UNRELATED_LINES, type Harness, type RingSpec } from '../helpers/ring.js';
+
+class Crash extends Error {}
+
+interface CrashPlan {
+  readonly write: number;
+  readonly when: 'before' | 'after';
+}
+
+function crashingProviders(plan: CrashPlan | null, counter: { writes: number }): (target: TargetConfig) => Promise<Provider> {
+  return async (target) => {
+    const real = dotenvFor(target);
+    return {
+      providerName: real.providerName,
+      location: real.location,
+      read: (fields) => real.read(fields),
+      async write(request) {
+        const index = counter.writes++;
+        if (plan && index === plan.write && plan.when === 'before') throw new Crash(`crash before write ${index}`);
+        const result = await real.write(request);
+        if (plan && index === plan.write && plan.when === 'after') throw new Crash(`crash after write ${index}`);
+        return result;
+      },
+    };
+  };
+}
+
+/** A dead process never releases its lease. */
+function deadOnCrash(store: StateStore): StateStore & { dead: boolean } {
+  const wrapper = {
+    dead: false,
+    load: (ring: string) => store.load(ring),
+    save: (...args: Parameters<StateStore['save']>) => store.save(...args),
+    acquire: (...args: Parameters<StateStore['acquire']>) => store.acquire(...args),
+    release: async (lease: Parameters<StateStore['release']>[0]) => (wrapper.dead ? undefined : store.release(lease)),
+    appendAudit: (event: Parameters<StateStore['appendAudit']>[0]) => store.appendAudit(event),
+    readAudit: (ring?: string) => store.readAudit(ring),
+  };
+  return wrapper;
+}
+
+type Step = 'start' | 'advance';
+const SCRIPT: readonly { step: Step; waitMs: number }[] = [
+  { step: 'start', waitMs: 0 },
+  { step: 'advance', waitMs: 10 * 60_000 },
+  { step: 'advance', waitMs: 60 * 60_000 },
+];
+
+interface Outcome {
+  readonly phase: string;
+  readonly targets: Record<string, { keys: string[]; active: string | null; fingerprints: string[]; rest: string }>;
+  readonly stateKeys: string[];
+}
+
+function observe(h: Harness, spec: RingSpec): Promise<Outcome> {
+  const algorithm = spec.algorithm ?? 'hmac-sha256';
+  const targets: Outcome['targets'] = {};
+  for (const target of h.ring.targets) {
+    const content = readFileSync(target.path, 'utf8');
+    const env: SigningEnv = {};
+    for (const [name, a] of parseDotenv(content, STEM_ENV_NAMES, target.name)) env[name as keyof SigningEnv] = a.value;
+    const config = loadStemSigningConfig(env);
+    const keys = [...config.verificationKeys.keys()];
+    targets[target.name] = {
+      keys,
+      active: config.activeKeyId,
+      fingerprints: keys.map((id) => keyFingerprint(algorithm, algorithm === 'ed25519' ? { id, publicKey: config.verificationKeys.get(id) } : { id, secret: config.verificationKeys.get(id) })),
+      rest: content.split('\n').filter((line) => !line.startsWith('STEM_SIGNING_')).join('\n'),
+    };
+  }
+  return h.deps().store.load('ring').then((state) => ({ phase: state?.rotation?.phase ?? 'stable', targets, stateKeys: state?.keys.map((k) => `${k.id}=${k.fingerprint}`) ?? [] }));
+}
+
+async function runScript(spec: RingSpec, plan: CrashPlan | null): Promise<{ outcome: Outcome; crashed: boolean; resumed: boolean; h: Harness }> {
+  const h = createHarness(spec);
+  const counter = { writes: 0 };
+  let store = deadOnCrash(h.deps().store);
+  let engine = h.engine({ store, providerFor: crashingProviders(plan, counter), leaseTtlMs: 5 * 60_000 });
+  let crashed = false;
+  let resumed = false;
+  for (let index = 0; index < SCRIPT.length; index += 1) {
+    const { step, waitMs } = SCRIPT[index]!;
+    h.clock.increment(waitMs);
+    try {
+      await engine[step]();
+    } catch (error) {
+      if (!(error instanceof Crash)) throw error;
+      crashed = true;
+      store.dead = true;
+      // a new process, after the dead one's lease expired
+      h.clock.increment(5 * 60_000 + 1);
+      store = deadOnCrash(h.deps().store);
+      engine = h.engine({ store, providerFor: crashingProviders(null, counter) });
+      const result = await engine.advance();
+      resumed = result.outcome === 'resumed';
+    }
+  }
+  return { outcome: await observe(h, spec), crashed, resumed, h };
+}
+
+/**
+ * Key material generated after a crash before its first write differs, and a re-keyed rotation
+ * uses another id; structure, agreement and (unless re-keyed) ids must not differ.
+ */
+function normalise(outcome: Outcome, anonymiseIds: boolean): unknown {
+  const names = new Map<string, string>();
+  const id = (value: string | null) => (value === null || !anonymiseIds ? value : names.get(value) ?? (names.set(value, `key${names.size}`), names.get(value)));
+  return {
+    phase: outcome.phase,
+    targets: Object.fromEntries(Object.entries(outcome.targets).map(([name, t]) => [name, { keys: t.keys.map(id), active: id(t.active), rest: t.rest }])),
+    stateKeyIds: outcome.stateKeys.map((entry) => id(entry.split('=')[0] as string)),
+  };
+}
+
+function assertConverged(outcome: Outcome): void {
+  const all = Object.values(outcome.targets);
+  const first = all[0]!;
+  for (const target of all) {
+    expect(target.keys).toEqual(first.keys);
+    expect(target.fingerprints).toEqual(first.fingerprints);
+    expect(target.rest.startsWith(UNRELATED_LINES.trimEnd().split('\n')[0]!)).toBe(true);
+  }
+  expect(outcome.stateKeys).toEqual(first.keys.map((id, i) => `${id}=${first.fingerprints[i]}`));
+}
+
+describe.each<[string, RingSpec, number]>([
+  ['HMAC, two signer targets', {}, 6],
+  ['Ed25519, a verifier and a signer', { algorithm: 'ed25519', targets: [{ name: 'producers' }, { name: 'workers', audience: 'verifiers' }] }, 5],
+])('crash-resume: %s', (_name, spec, writes) => {
+  it('crash-free run makes the expected number of writes and ends stable on one key', async () => {
+    const clean = await runScript(spec, null);
+    expect(clean.crashed).toBe(false);
+    expect(clean.outcome.phase).toBe('stable');
+    assertConverged(clean.outcome);
+    expect(Object.values(clean.outcome.targets)[0]!.keys).toHaveLength(1);
+    const counted = (await clean.h.deps().store.readAudit('ring')).filter((e) => e.outcome === 'ok' && e.details?.transition).length;
+    expect(counted).toBe(3);
+    expect(writes).toBeGreaterThan(0);
+  });
+
+  const plans: CrashPlan[] = [];
+  for (let write = 0; write < writes; write += 1) plans.push({ write, when: 'before' }, { write, when: 'after' });
+  it.each(plans)('crash $when write $write, then resume → same result as crash-free', async (plan) => {
+    const clean = await runScript(spec, null);
+    const crashed = await runScript(spec, plan);
+    expect(crashed.crashed).toBe(true);
+    expect(crashed.resumed).toBe(true);
+    assertConverged(crashed.outcome);
+    const rekeyed = (await crashed.h.deps().store.readAudit('ring')).some((event) => event.details?.rekeyed);
+    expect(normalise(crashed.outcome, rekeyed)).toEqual(normalise(clean.outcome, rekeyed));
+  });
+});
+
+describe('re-keying when an Ed25519 seed never reached a signer', () => {
+  it('a crash after the verifier got the new public key but before any signer got the seed abandons that key id', async () => {
+    const spec: RingSpec = { algorithm: 'ed25519', targets: [{ name: 'producers' }, { name: 'workers', audience: 'verifiers' }] };
+    const crashed = await runScript(spec, { write: 0, when: 'after' });
+    assertConverged(crashed.outcome);
+    const audit = await crashed.h.deps().store.readAudit('ring');
+    const rekey = audit.find((event) => event.details?.rekeyed);
+    expect(rekey?.details?.rekeyed).toMatchObject({ abandoned: expect.stringMatching(/^ring-/), replacement: expect.stringMatching(/^ring-/) });
+    const abandoned = (rekey?.details?.rekeyed as { abandoned: string }).abandoned;
+    for (const target of Object.values(crashed.outcome.targets)) expect(target.keys).not.toContain(abandoned);
+  });
+});
