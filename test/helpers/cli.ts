@@ -1,0 +1,52 @@
+/** Runs the built CLI as a user would, and keeps every output for the secret-leak scan. */
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseDotenv } from '../../providers/dotenv.js';
+import { STEM_ENV_NAMES } from '../../src/stem/signing-env.js';
+import { decodeDartBase64 } from '../../src/stem/base64.js';
+
+export const BIN = fileURLToPath(new URL('../../dist/src/cli/bin.js', import.meta.url));
+
+export interface CliResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+export const outputs: string[] = [];
+
+export function cli(args: readonly string[], options: { cwd?: string; env?: Record<string, string>; input?: string } = {}): CliResult {
+  const result = spawnSync(process.execPath, [BIN, ...args], {
+    cwd: options.cwd,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...options.env },
+    input: options.input ?? '',
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
+  const out = { code: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
+  outputs.push(out.stdout, out.stderr);
+  return out;
+}
+
+/** Every secret (HMAC secret, Ed25519 seed) in a dotenv file, in every encoding it could leak in. */
+export function secretsIn(path: string): string[] {
+  const assignments = parseDotenv(readFileSync(path, 'utf8'), STEM_ENV_NAMES, path);
+  const forms: string[] = [];
+  for (const name of ['STEM_SIGNING_KEYS', 'STEM_SIGNING_PRIVATE_KEYS']) {
+    const value = assignments.get(name)?.value;
+    if (!value) continue;
+    for (const entry of value.split(',')) {
+      const encoded = entry.split(':')[1];
+      if (!encoded) continue;
+      const bytes = decodeDartBase64(encoded);
+      forms.push(bytes.toString('base64'), bytes.toString('base64url'), bytes.toString('hex'), bytes.toString('base64').slice(0, 24));
+    }
+  }
+  return forms;
+}
+
+export function findLeaks(secrets: Iterable<string>, texts: Iterable<string>): string[] {
+  const all = [...texts];
+  return [...new Set(secrets)].filter((secret) => all.some((text) => text.includes(secret)));
+}
