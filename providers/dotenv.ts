@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { ConflictError, RotorError, TargetContentError } from '../src/errors.js';
+import { ConfigError, ConflictError, RotorError, TargetContentError } from '../src/errors.js';
 import type { Provider, TargetSnapshot, WriteRequest } from './types.js';
 
 export const PROVIDER_NAME = 'dotenv';
@@ -103,7 +103,8 @@ export class DotenvProvider implements Provider {
       return readFileSync(this.options.path);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      throw new RotorError(`target "${this.options.target}": cannot read ${this.options.path}: ${code === 'ENOENT' ? 'file not found' : code}`);
+      const message = `target "${this.options.target}": cannot read ${this.options.path}: ${code === 'ENOENT' ? 'file not found' : code}`;
+      throw code === 'ENOENT' ? new ConfigError(message) : new RotorError(message);
     }
   }
 

@@ -23,7 +23,7 @@ function collect(value: string, previous: string[]): string[] {
 }
 
 function rotateStep(step: 'start' | 'advance' | 'abort', description: string): Command {
-  const command = common(new Command(step).description(description).argument('<ring>'))
+  const command = common(new Command(step).description(description).argument('<ring>').exitOverride())
     .option('--dry-run', 'print the redacted write plan; write nothing')
     .option('--reason <text>', 'why (recorded in the audit trail)');
   if (step !== 'start') {

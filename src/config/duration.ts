@@ -8,8 +8,9 @@ export function parseDuration(text: string): number | undefined {
   return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : undefined;
 }
 
-export const durationSchema = z.string().transform((text, context) => {
-  const value = parseDuration(text);
+export const durationSchema = z.union([z.string(), z.number()]).transform((input, context) => {
+  const text = String(input);
+  const value = typeof input === 'number' ? undefined : parseDuration(text);
   if (value === undefined) {
     context.addIssue({ code: 'custom', message: `invalid duration "${text}" (use a number with a unit: 90s, 10m, 24h, 30d)` });
     return z.NEVER;

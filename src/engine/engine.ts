@@ -234,6 +234,7 @@ export class RingEngine {
       const { state } = await this.currentState(reads);
       return this.describePlan('revoke', await plan(state), reads, []);
     }
+    await this.readAll(); // refuse unreadable or unparseable targets before taking the lease: bad input writes nothing
     return this.withLease(
       'revoke',
       async (lease) => {
@@ -287,6 +288,10 @@ export class RingEngine {
       if (decision.kind === 'blocked') throw blocked(this.ring.name, action, decision.gates);
       return this.describePlan(action, decision.state, reads, gates);
     }
+    // Refuse bad target content and drift before taking the lease: bad input writes nothing anywhere.
+    const preflight = await this.readAll();
+    const { state: known } = await this.currentState(preflight);
+    if (!known.transition) checkTargets(known, preflight.map((read) => read.observed));
     return this.withLease(action, async (lease) => {
       const reads = await this.readAll();
       const { state, bootstrapped } = await this.currentState(reads);
