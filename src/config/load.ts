@@ -54,6 +54,15 @@ const rules: Rule[] = [
       });
     });
   },
+  function uniqueGateNames(rings) {
+    return Object.entries(rings).flatMap(([ring, config]) =>
+      (['beforeActivate', 'beforeDrop'] as const).flatMap((slot) => {
+        const names = config.gates[slot].map((gate) => gate.name ?? gate.type);
+        const duplicate = names.find((name, index) => names.indexOf(name) !== index);
+        return duplicate ? [`rings.${ring}.gates.${slot}: two gates are named "${duplicate}"; give one a name`] : [];
+      }),
+    );
+  },
   function uniqueFieldMapping(rings) {
     return Object.entries(rings).flatMap(([ring, config]) =>
       config.targets.flatMap((target, index) => {

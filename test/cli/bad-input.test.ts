@@ -46,6 +46,7 @@ const cases: Case[] = [
   { name: 'wrong type for autoAdvance', setup: editConfig((t) => t.replace('autoAdvance: true', 'autoAdvance: "yes"')), error: /rings\.demo\.policy\.autoAdvance/ },
   { name: 'key id prefix with a colon', setup: editConfig((t) => t.replace('keyIdPrefix: demo-', 'keyIdPrefix: "demo:"')), error: /rings\.demo\.keyIdPrefix/ },
   { name: 'unknown gate type', setup: editConfig((t) => t.replace('        - type: soak\n      beforeDrop', '        - type: coinflip\n      beforeDrop')), error: /rings\.demo\.gates\.beforeActivate\[0\]\.type/ },
+  { name: 'two gates with one name', setup: editConfig((t) => t.replace('        - type: soak\n      beforeDrop', '        - type: soak\n        - type: soak\n      beforeDrop')), error: /gates\.beforeActivate: two gates are named "soak"/ },
   { name: 'ring name with a slash', setup: editConfig((t) => t.replace('  demo:', '  "de/mo":')), error: /rings\.de\/mo|rings/ },
   { name: 'two targets on one file', setup: editConfig((t) => t.replace('path: workers.env', 'path: producers.env')), error: /already used by demo\/producers/ },
   { name: 'two variables mapped to one field', setup: editConfig((t) => t.replace('path: workers.env', 'path: workers.env\n        fields: { STEM_SIGNING_KEYS: X, STEM_SIGNING_ACTIVE_KEY: X }')), error: /targets\[1\]\.fields: two variables map to the same field/ },

@@ -1,0 +1,99 @@
+/** Concurrent writers, transient faults and partial fan-out failures against real dotenv targets. */
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import type { Provider } from '../../providers/types.js';
+import type { TargetConfig } from '../../src/config/schema.js';
+import { PartialFailureError, TargetContentError } from '../../src/errors.js';
+import { createHarness, dotenvFor } from '../helpers/ring.js';
+
+type Fault = (target: string, attempt: number) => void | Promise<void>;
+
+/** Real dotenv providers with a hook that runs just before each write reaches the file. */
+function withFault(fault: Fault): (target: TargetConfig) => Promise<Provider> {
+  const attempts = new Map<string, number>();
+  return async (target) => {
+    const real = dotenvFor(target);
+    return {
+      providerName: real.providerName,
+      location: real.location,
+      read: (fields) => real.read(fields),
+      async write(request) {
+        const attempt = (attempts.get(target.name) ?? 0) + 1;
+        attempts.set(target.name, attempt);
+        await fault(target.name, attempt);
+        return real.write(request);
+      },
+    };
+  };
+}
+
+describe('compare-and-set against concurrent writers', () => {
+  it('a harmless concurrent edit is detected, re-read, re-validated and then written over — never blindly', async () => {
+    const h = createHarness();
+    const engine = h.engine({
+      providerFor: withFault((target, attempt) => {
+        if (target === 'workers' && attempt === 1) appendFileSync(h.path('workers'), 'ADDED_BY_SOMEONE_ELSE=1\n');
+      }),
+    });
+    const result = await engine.start();
+    expect(result.phase).toBe('added');
+    const content = readFileSync(h.path('workers'), 'utf8');
+    expect(content).toContain('ADDED_BY_SOMEONE_ELSE=1');
+    expect(content).toContain(`,${result.newKey?.id}:`);
+    expect(h.progress.some((line) => line.includes('changed concurrently; re-reading and re-validating'))).toBe(true);
+  });
+
+  it('a concurrent change of the keys themselves is refused after the re-read', async () => {
+    const h = createHarness();
+    const foreign = createHarness({ seed: 'someone-else' });
+    const engine = h.engine({
+      providerFor: withFault((target, attempt) => {
+        if (target === 'workers' && attempt === 1) writeFileSync(h.path('workers'), readFileSync(foreign.path('workers')));
+      }),
+    });
+    await expect(engine.start()).rejects.toBeInstanceOf(TargetContentError);
+    expect(readFileSync(h.path('workers'))).toEqual(readFileSync(foreign.path('workers')));
+  });
+});
+
+describe('revoke fan-out', () => {
+  it('writes targets in parallel, retries transient faults, and reports a persistent failure target by target', async () => {
+    const h = createHarness({ targets: [{ name: 'a' }, { name: 'b' }, { name: 'c' }] });
+    let healthy = false;
+    const flaky = withFault((target, attempt) => {
+      if (target === 'b' && attempt === 1) throw new Error('ECONNRESET (transient)');
+      if (target === 'c' && !healthy) throw new Error('503 Service Unavailable');
+    });
+    const engine = h.engine({ providerFor: flaky });
+    const error = await engine.revoke(h.initialKey.id, { reason: 'leak' }).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(PartialFailureError);
+    expect((error as PartialFailureError).failures).toEqual([{ target: 'c', error: '503 Service Unavailable' }]);
+    expect((error as PartialFailureError).exitCode).toBe(5);
+    expect(readFileSync(h.path('a'), 'utf8')).not.toContain(`${h.initialKey.id}:`);
+    expect(readFileSync(h.path('b'), 'utf8')).not.toContain(`${h.initialKey.id}:`);
+    expect(readFileSync(h.path('c'), 'utf8')).toContain(`${h.initialKey.id}:`);
+    const status = await h.engine().status();
+    expect(status.transition?.writes).toEqual(expect.arrayContaining([expect.objectContaining({ target: 'c', status: 'failed' })]));
+
+    healthy = true;
+    const rerun = await h.engine({ providerFor: flaky }).advance();
+    expect(rerun.outcome).toBe('resumed');
+    for (const target of ['a', 'b', 'c']) expect(readFileSync(h.path(target), 'utf8')).not.toContain(`${h.initialKey.id}:`);
+    expect((await h.engine().status()).revokedKeyIds).toEqual([h.initialKey.id]);
+  });
+
+  it('re-running the same revoke after a partial failure also converges', async () => {
+    const h = createHarness({ targets: [{ name: 'a' }, { name: 'b' }] });
+    let healthy = false;
+    const flaky = withFault((target) => {
+      if (target === 'b' && !healthy) throw new Error('timeout');
+    });
+    await expect(h.engine({ providerFor: flaky }).revoke(h.initialKey.id, { reason: 'leak' })).rejects.toBeInstanceOf(PartialFailureError);
+    healthy = true;
+    await h.engine({ providerFor: flaky }).revoke(h.initialKey.id, { reason: 'leak, again' });
+    const status = await h.engine().status();
+    expect(status.phase).toBe('stable');
+    expect(status.targets.every((target) => target.inSync)).toBe(true);
+    expect(status.keys).toHaveLength(1);
+  });
+});
