@@ -122,6 +122,15 @@ export class RingEngine {
     return `${prefix}-${this.deps.clock.now().toISOString().replace(/[-:.]/g, '').slice(0, 15)}-${this.randomBytes(4).toString('hex')}`;
   }
 
+  /** A scheme id not used in this ring before (the 4 hex digits can collide within a day). */
+  private freshKeyId(state: RingState): string {
+    const used = new Set([...state.keys.map((key) => key.id), ...state.revokedKeyIds, ...(state.transition ? [...state.transition.desired.keyIds, ...state.transition.tolerated] : [])]);
+    for (;;) {
+      const id = generateKeyId(this.ring.keyIdPrefix ?? '', this.deps.clock.now(), this.randomBytes);
+      if (!used.has(id)) return id;
+    }
+  }
+
   async targets(): Promise<TargetHandle[]> {
     if (!this.handles) {
       const factory = this.deps.providerFor ?? createProvider;
@@ -209,7 +218,7 @@ export class RingEngine {
 
   async start(options: StepOptions = {}): Promise<StepResult> {
     return this.step('start', options, async (state) => {
-      const newKeyId = generateKeyId(this.ring.keyIdPrefix ?? '', this.deps.clock.now(), this.randomBytes);
+      const newKeyId = this.freshKeyId(state);
       return { kind: 'planned', state: planStart(state, { now: this.now(), transitionId: this.id('t'), rotationId: this.id('rot'), newKeyId }) };
     });
   }
@@ -226,7 +235,7 @@ export class RingEngine {
 
   async revoke(keyId: string, options: StepOptions & { readonly reason: string }): Promise<StepResult> {
     const plan = async (state: RingState) => {
-      const freshKeyId = revokeNeedsNewKey(state, keyId) ? generateKeyId(this.ring.keyIdPrefix ?? '', this.deps.clock.now(), this.randomBytes) : null;
+      const freshKeyId = revokeNeedsNewKey(state, keyId) ? this.freshKeyId(state) : null;
       return planRevoke(state, { now: this.now(), transitionId: this.id('t'), keyId, freshKeyId, reason: options.reason });
     };
     if (options.dryRun) {
@@ -396,7 +405,7 @@ export class RingEngine {
         throw new PartialFailureError(`${transition.kind}: ${failures.length} of ${handles.length} targets failed (${failures.map((f) => `${f.target}: ${f.error}`).join('; ')}); re-run to converge`, failures);
       }
     } else {
-      for (const handle of handles) await writeOne(handle);
+      for (const handle of handles) await this.withRetries(() => writeOne(handle));
     }
     await saving;
     const final = completeTransition(state, fingerprints, this.now());
@@ -441,7 +450,7 @@ export class RingEngine {
     if (newId !== null) {
       const held = material.get(newId);
       if (held && !held.secret && needsSecret) {
-        const freshId = generateKeyId(this.ring.keyIdPrefix ?? '', this.deps.clock.now(), this.randomBytes);
+        const freshId = this.freshKeyId(state);
         state = rekeyTransition(state, freshId, this.now());
         await this.deps.store.save(state, lease);
         await this.audit(action, 'ok', { rekeyed: { abandoned: newId, replacement: freshId }, why: 'the seed was never written to a signer target' });

@@ -16,43 +16,73 @@ import { createHarness, dotenvFor, UNRELATED_LINES, type Harness, type RingSpec 
 class Crash extends Error {}
 
 interface CrashPlan {
+  /** Which provider write, or which state save when `at` is 'save'. */
   readonly write: number;
   readonly when: 'before' | 'after';
+  readonly at?: 'write' | 'save';
 }
 
-function crashingProviders(plan: CrashPlan | null, counter: { writes: number }): (target: TargetConfig) => Promise<Provider> {
+/** Once a process has crashed, nothing it does takes effect any more (retries included). */
+interface Process {
+  dead: boolean;
+}
+
+function alive<T>(process: Process, action: () => T): T {
+  if (process.dead) throw new Crash('the process is dead');
+  return action();
+}
+
+function crashingProviders(plan: CrashPlan | null, counter: { writes: number }, process: Process): (target: TargetConfig) => Promise<Provider> {
   return async (target) => {
     const real = dotenvFor(target);
     return {
       providerName: real.providerName,
       location: real.location,
-      read: (fields) => real.read(fields),
+      read: (fields) => alive(process, () => real.read(fields)),
       async write(request) {
-        const index = counter.writes++;
-        if (plan && index === plan.write && plan.when === 'before') throw new Crash(`crash before write ${index}`);
+        const index = alive(process, () => counter.writes++);
+        if (plan && plan.at !== 'save' && index === plan.write && plan.when === 'before') {
+          process.dead = true;
+          throw new Crash(`crash before write ${index}`);
+        }
         const result = await real.write(request);
-        if (plan && index === plan.write && plan.when === 'after') throw new Crash(`crash after write ${index}`);
+        if (plan && plan.at !== 'save' && index === plan.write && plan.when === 'after') {
+          process.dead = true;
+          throw new Crash(`crash after write ${index}`);
+        }
         return result;
       },
     };
   };
 }
 
-/** A dead process never releases its lease. */
-function deadOnCrash(store: StateStore): StateStore & { dead: boolean } {
-  const wrapper = {
-    dead: false,
-    load: (ring: string) => store.load(ring),
-    save: (...args: Parameters<StateStore['save']>) => store.save(...args),
-    acquire: (...args: Parameters<StateStore['acquire']>) => store.acquire(...args),
-    release: async (lease: Parameters<StateStore['release']>[0]) => (wrapper.dead ? undefined : store.release(lease)),
-    appendAudit: (event: Parameters<StateStore['appendAudit']>[0]) => store.appendAudit(event),
-    readAudit: (ring?: string) => store.readAudit(ring),
+/** A dead process saves nothing more and never releases its lease. */
+function storeOf(store: StateStore, process: Process, plan: CrashPlan | null = null, counter = { saves: 0 }): StateStore {
+  return {
+    load: (ring) => alive(process, () => store.load(ring)),
+    save: async (...args) => {
+      const index = alive(process, () => counter.saves++);
+      const crashHere = plan?.at === 'save' && index === plan.write;
+      if (crashHere && plan.when === 'before') {
+        process.dead = true;
+        throw new Crash(`crash before save ${index}`);
+      }
+      await store.save(...args);
+      if (crashHere) {
+        process.dead = true;
+        throw new Crash(`crash after save ${index}`);
+      }
+    },
+    acquire: (...args) => alive(process, () => store.acquire(...args)),
+    release: async (lease) => (process.dead ? undefined : store.release(lease)),
+    appendAudit: (event) => alive(process, () => store.appendAudit(event)),
+    readAudit: (ring) => alive(process, () => store.readAudit(ring)),
   };
-  return wrapper;
 }
 
 type Step = 'start' | 'advance';
+/** adopt + per transition: plan, (writing + verified) per target, complete — 1 + 3 × 6. */
+const SAVES = 19;
 const SCRIPT: readonly { step: Step; waitMs: number }[] = [
   { step: 'start', waitMs: 0 },
   { step: 'advance', waitMs: 10 * 60_000 },
@@ -84,31 +114,37 @@ function observe(h: Harness, spec: RingSpec): Promise<Outcome> {
   return h.deps().store.load('ring').then((state) => ({ phase: state?.rotation?.phase ?? 'stable', targets, stateKeys: state?.keys.map((k) => `${k.id}=${k.fingerprint}`) ?? [] }));
 }
 
-async function runScript(spec: RingSpec, plan: CrashPlan | null): Promise<{ outcome: Outcome; crashed: boolean; resumed: boolean; h: Harness }> {
+async function runScript(spec: RingSpec, plan: CrashPlan | null): Promise<{ outcome: Outcome; crashed: boolean; resumed: boolean; h: Harness; saves: number }> {
   const h = createHarness(spec);
   const counter = { writes: 0 };
-  let store = deadOnCrash(h.deps().store);
-  let engine = h.engine({ store, providerFor: crashingProviders(plan, counter), leaseTtlMs: 5 * 60_000 });
+  const saves = { saves: 0 };
+  const first: Process = { dead: false };
+  let engine = h.engine({ store: storeOf(h.deps().store, first, plan, saves), providerFor: crashingProviders(plan, counter, first), leaseTtlMs: 5 * 60_000 });
   let crashed = false;
   let resumed = false;
   for (let index = 0; index < SCRIPT.length; index += 1) {
     const { step, waitMs } = SCRIPT[index]!;
     h.clock.increment(waitMs);
+    const phaseBefore = (await h.deps().store.load('ring'))?.rotation?.phase ?? 'stable';
     try {
       await engine[step]();
     } catch (error) {
       if (!(error instanceof Crash)) throw error;
       crashed = true;
-      store.dead = true;
-      // a new process, after the dead one's lease expired
+      // A new process, after the dead one's lease expired, does what an operator reading `status` would:
+      // resume an interrupted transition, or re-run the command if it never took effect.
       h.clock.increment(5 * 60_000 + 1);
-      store = deadOnCrash(h.deps().store);
-      engine = h.engine({ store, providerFor: crashingProviders(null, counter) });
-      const result = await engine.advance();
-      resumed = result.outcome === 'resumed';
+      const next: Process = { dead: false };
+      engine = h.engine({ store: storeOf(h.deps().store, next), providerFor: crashingProviders(null, counter, next) });
+      const state = await h.deps().store.load('ring');
+      if (state?.transition) {
+        resumed = (await engine.advance()).outcome === 'resumed';
+      } else if ((state?.rotation?.phase ?? 'stable') === phaseBefore) {
+        await engine[step]();
+      }
     }
   }
-  return { outcome: await observe(h, spec), crashed, resumed, h };
+  return { outcome: await observe(h, spec), crashed, resumed, h, saves: saves.saves };
 }
 
 /**
@@ -157,10 +193,26 @@ describe.each<[string, RingSpec, number]>([
     const clean = await runScript(spec, null);
     const crashed = await runScript(spec, plan);
     expect(crashed.crashed).toBe(true);
-    expect(crashed.resumed).toBe(true);
+    expect(crashed.resumed).toBe(true); // every crash at a target write leaves a transition to resume
     assertConverged(crashed.outcome);
     const rekeyed = (await crashed.h.deps().store.readAudit('ring')).some((event) => event.details?.rekeyed);
     expect(normalise(crashed.outcome, rekeyed)).toEqual(normalise(clean.outcome, rekeyed));
+  });
+});
+
+describe('crash-resume at every state save (HMAC)', () => {
+  it('counts the saves of a crash-free run', async () => {
+    expect((await runScript({}, null)).saves).toBe(SAVES);
+  });
+  const plans: CrashPlan[] = [];
+  for (let write = 0; write < SAVES; write += 1) plans.push({ write, when: 'before', at: 'save' }, { write, when: 'after', at: 'save' });
+  it.each(plans)('crash $when save $write, then the next command → same result as crash-free', async (plan) => {
+    const clean = await runScript({}, null);
+    const crashed = await runScript({}, plan);
+    expect(crashed.crashed).toBe(true);
+    assertConverged(crashed.outcome);
+    // a start re-run after a crash before its plan was saved draws a new random key id
+    expect(normalise(crashed.outcome, true)).toEqual(normalise(clean.outcome, true));
   });
 });
 
