@@ -4,7 +4,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
-import { configSchema, type RawConfig, type RingConfig, type StoreConfig } from './schema.js';
+import { configSchema, defaultGates, type RawConfig, type RingConfig, type StoreConfig } from './schema.js';
 
 export const DEFAULT_CONFIG_FILE = 'stem-rotor.yaml';
 
@@ -57,10 +57,19 @@ const rules: Rule[] = [
   function uniqueGateNames(rings) {
     return Object.entries(rings).flatMap(([ring, config]) =>
       (['beforeActivate', 'beforeDrop'] as const).flatMap((slot) => {
-        const names = config.gates[slot].map((gate) => gate.name ?? gate.type);
+        const names = (config.gates[slot] ?? []).map((gate) => gate.name ?? gate.type);
         const duplicate = names.find((name, index) => names.indexOf(name) !== index);
         return duplicate ? [`rings.${ring}.gates.${slot}: two gates are named "${duplicate}"; give one a name`] : [];
       }),
+    );
+  },
+  function stemGatesNeedSignals(rings) {
+    return Object.entries(rings).flatMap(([ring, config]) =>
+      (['beforeActivate', 'beforeDrop'] as const).flatMap((slot) =>
+        (config.gates[slot] ?? []).flatMap((gate, index) =>
+          gate.type.startsWith('stem-') && !config.stem ? [`rings.${ring}.gates.${slot}[${index}]: a ${gate.type} gate needs rings.${ring}.stem (where Stem's Redis is)`] : [],
+        ),
+      ),
     );
   },
   function uniqueFieldMapping(rings) {
@@ -96,6 +105,10 @@ export function parseConfig(document: unknown, path: string): Config {
     ...ring,
     name,
     keyIdPrefix: ring.keyIdPrefix ?? `${name}-`,
+    gates: {
+      beforeActivate: ring.gates.beforeActivate ?? defaultGates(ring.stem !== undefined).beforeActivate,
+      beforeDrop: ring.gates.beforeDrop ?? defaultGates(ring.stem !== undefined).beforeDrop,
+    },
     targets: ring.targets.map((target) => ({ ...target, path: within(target.path) })),
   }));
   errors.push(...oneTargetPerFile(rings));

@@ -26,13 +26,74 @@ export const dotenvTargetSchema = z.strictObject({
 export const targetSchema = z.discriminatedUnion('provider', [dotenvTargetSchema]);
 export type TargetConfig = z.infer<typeof targetSchema>;
 
+export const redisEndpointSchema = z.strictObject({
+  url: z
+    .string()
+    .refine((url) => /^rediss?:\/\/[^/]+/.test(url), 'expected redis://host:port/db or rediss://…')
+    .describe('redis://[user[:password]@]host:port/db; rediss:// for TLS'),
+  username: z.string().min(1).optional().describe('ACL user (or put it in the URL)'),
+  passwordEnv: z.string().min(1).optional().describe('name of the environment variable holding the password; keeps it out of the file'),
+  tls: z
+    .strictObject({
+      ca: z.string().optional().describe('PEM CA bundle'),
+      cert: z.string().optional().describe('PEM client certificate (mutual TLS)'),
+      key: z.string().optional().describe('PEM client key'),
+      servername: z.string().optional(),
+    })
+    .optional(),
+  connectTimeout: durationSchema.prefault('5s'),
+  commandTimeout: durationSchema.prefault('10s'),
+});
+export type RedisEndpoint = z.infer<typeof redisEndpointSchema>;
+
+export const stemSignalsSchema = z.strictObject({
+  namespace: z.string().min(1).default('stem').describe("Stem's Redis namespace"),
+  broker: redisEndpointSchema.describe('STEM_BROKER_URL: streams, delayed sets, dead letters'),
+  backend: redisEndpointSchema.optional().describe('STEM_RESULT_BACKEND_URL: heartbeats; defaults to the broker'),
+  heartbeatInterval: durationSchema.prefault('10s').describe("the workers' heartbeat interval"),
+});
+export type StemSignals = z.infer<typeof stemSignalsSchema>;
+
 const soakGateSchema = z.strictObject({
   type: z.literal('soak'),
   name: name.optional(),
   duration: durationSchema.optional().describe('defaults to policy.propagate (before activate) or policy.drain (before drop)'),
 });
 const approvalGateSchema = z.strictObject({ type: z.literal('approval'), name: name.optional() });
-export const gateSchema = z.discriminatedUnion('type', [soakGateSchema, approvalGateSchema]);
+const stemWorkersGateSchema = z.strictObject({
+  type: z.literal('stem-workers'),
+  name: name.optional(),
+  minWorkers: z.number().int().min(0).default(1).describe('fewer live workers than this → wait (none at all → unknown)'),
+  staleAfter: durationSchema.optional().describe('a heartbeat older than this is a dead worker; default 3 × heartbeatInterval'),
+  clockSkew: durationSchema.prefault('5s').describe('a worker counts as restarted only if it started this long after the write'),
+});
+export const DLQ_CLASSES = ['unknown-key', 'missing-headers', 'mismatch', 'mismatch-mutated', 'bad-base64', 'other'] as const;
+const stemDlqGateSchema = z.strictObject({
+  type: z.literal('stem-dlq'),
+  name: name.optional(),
+  block: z.array(z.enum(DLQ_CLASSES)).default(['unknown-key', 'missing-headers', 'mismatch']).describe('error classes that block'),
+  maxEntries: z.number().int().positive().default(200_000).describe('scan at most this many dead letters; more → unknown'),
+  clockSkew: durationSchema.prefault('1m').describe('keep reading this far past the phase start (deadAt is per-worker clock)'),
+});
+const stemBacklogGateSchema = z.strictObject({
+  type: z.literal('stem-backlog'),
+  name: name.optional(),
+  batchSize: z.number().int().min(10).max(20_000).default(2000).describe('envelopes per server-side batch'),
+});
+const prometheusGateSchema = z
+  .strictObject({
+    type: z.literal('prometheus'),
+    name: name.optional(),
+    url: z.url().describe('Prometheus base URL, e.g. http://prometheus:9090'),
+    query: z.string().min(1).describe('instant query that must return exactly 0, e.g. sum(increase(stem_tasks_signature_invalid_total[15m]))'),
+    liveness: z.string().min(1).optional().describe('a query that must return data when `query` returns none (proves the pipeline is alive)'),
+    timeout: durationSchema.prefault('5s'),
+    bearerTokenEnv: z.string().min(1).optional(),
+    username: z.string().min(1).optional(),
+    passwordEnv: z.string().min(1).optional(),
+  })
+  .refine((gate) => !(gate.bearerTokenEnv && gate.username), 'use either bearer or basic auth');
+export const gateSchema = z.discriminatedUnion('type', [soakGateSchema, approvalGateSchema, stemWorkersGateSchema, stemDlqGateSchema, stemBacklogGateSchema, prometheusGateSchema]);
 export type GateConfig = z.infer<typeof gateSchema>;
 
 export const policySchema = z
@@ -53,16 +114,25 @@ export const ringSchema = z.strictObject({
     .optional()
     .describe('new key ids are <prefix><yyyymmdd>-<4 hex>; defaults to "<ring>-"'),
   policy: policySchema,
+  stem: stemSignalsSchema.optional().describe("where Stem's Redis evidence lives; enables the stem-* gates"),
   gates: z
     .strictObject({
-      beforeActivate: z.array(gateSchema).default([{ type: 'soak' }]),
-      beforeDrop: z.array(gateSchema).default([{ type: 'soak' }]),
+      beforeActivate: z.array(gateSchema).optional().describe('default: soak, plus stem-workers and stem-dlq when `stem` is set'),
+      beforeDrop: z.array(gateSchema).optional().describe('default: soak, plus stem-workers, stem-backlog and stem-dlq when `stem` is set'),
     })
     .prefault({}),
   targets: z.array(targetSchema).min(1, 'a ring needs at least one target'),
 });
-export type RingConfig = z.infer<typeof ringSchema> & { readonly name: string };
+type ParsedRing = z.infer<typeof ringSchema>;
+/** A ring after defaults: every gate slot is filled in. */
+export type RingConfig = Omit<ParsedRing, 'gates'> & { readonly name: string; readonly gates: { beforeActivate: GateConfig[]; beforeDrop: GateConfig[] } };
 
+export function defaultGates(withStem: boolean): RingConfig['gates'] {
+  const slot = (types: GateConfig['type'][]) => z.array(gateSchema).parse(types.map((type) => ({ type })));
+  return withStem
+    ? { beforeActivate: slot(['soak', 'stem-workers', 'stem-dlq']), beforeDrop: slot(['soak', 'stem-workers', 'stem-backlog', 'stem-dlq']) }
+    : { beforeActivate: slot(['soak']), beforeDrop: slot(['soak']) };
+}
 export const storeSchema = z
   .discriminatedUnion('type', [
     z.strictObject({ type: z.literal('file'), dir: z.string().min(1).default('.stem-rotor') }),

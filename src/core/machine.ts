@@ -302,14 +302,15 @@ export function completeTransition(state: RingState, fingerprints: ReadonlyMap<s
         aborting: false,
         activateGatesPassed: false,
         startedAt: transition.startedAt,
+        phaseStartedAt: transition.startedAt,
         phaseVerifiedAt: now,
       };
       return { ...base, rotation: fresh };
     }
     case 'activate':
-      return { ...base, rotation: { ...(rotation as Rotation), phase: 'activated', phaseVerifiedAt: now } };
+      return { ...base, rotation: { ...(rotation as Rotation), phase: 'activated', phaseStartedAt: transition.startedAt, phaseVerifiedAt: now } };
     case 'rollback':
-      return { ...base, rotation: { ...(rotation as Rotation), phase: 'added', aborting: true, phaseVerifiedAt: now } };
+      return { ...base, rotation: { ...(rotation as Rotation), phase: 'added', aborting: true, phaseStartedAt: transition.startedAt, phaseVerifiedAt: now } };
     case 'drop':
     case 'abort':
       return { ...base, rotation: null };

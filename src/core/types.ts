@@ -78,6 +78,8 @@ export interface Rotation {
   readonly startedAt: string;
   /** When every target verified the write that entered the current phase. */
   readonly phaseVerifiedAt: string;
+  /** When that write began (before its first target write). */
+  readonly phaseStartedAt?: string;
 }
 
 export interface RingState {

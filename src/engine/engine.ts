@@ -35,6 +35,7 @@ import { ConfigError, ConflictError, GateBlockedError, PartialFailureError, Roto
 import { buildGates, evaluateGates, type GateResult } from '../gates/index.js';
 import { generateKey, generateKeyId, keyFingerprint, type KeyMaterial, type RandomBytes } from '../stem/keys.js';
 import type { AuditEvent, Lease, StateStore } from '../store/types.js';
+import { StemRedis } from '../stem/redis.js';
 import { fieldName, readSigningEnv, readTarget, toFields, writeOrder, type TargetHandle, type TargetRead } from './targets.js';
 
 export interface Actor {
@@ -180,7 +181,13 @@ export class RingEngine {
   private async evaluate(state: RingState, options: StepOptions): Promise<GateResult[]> {
     const slot = nextGateSlot(state);
     if (!slot) return [];
-    const results = await evaluateGates(buildGates(this.ring, slot), { ring: this.ring, state, slot, now: this.deps.clock.now(), approved: options.approve ?? false });
+    const redis = this.ring.stem ? new StemRedis(this.ring.stem) : null;
+    let results: GateResult[];
+    try {
+      results = await evaluateGates(buildGates(this.ring, slot), { ring: this.ring, state, slot, now: this.deps.clock.now(), approved: options.approve ?? false, redis });
+    } finally {
+      await redis?.close();
+    }
     const overrides = options.overrides ?? [];
     for (const override of overrides) {
       if (!results.some((result) => result.name === override.gate)) {

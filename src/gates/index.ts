@@ -2,7 +2,11 @@
 import type { GateConfig, RingConfig } from '../config/schema.js';
 import type { GateSlot } from '../core/machine.js';
 import { createApprovalGate } from './approval.js';
+import { createPrometheusGate } from './prometheus.js';
 import { createSoakGate } from './soak.js';
+import { createStemBacklogGate } from './stem-backlog.js';
+import { createStemDlqGate } from './stem-dlq.js';
+import { createStemWorkersGate } from './stem-workers.js';
 import type { Gate, GateContext, GateResult } from './types.js';
 
 export type { Gate, GateContext, GateResult } from './types.js';
@@ -18,6 +22,28 @@ export function buildGates(ring: RingConfig, slot: GateSlot): Gate[] {
         return createSoakGate({ name: gateName(config), durationMs: config.duration ?? (slot === 'beforeActivate' ? ring.policy.propagate : ring.policy.drain) });
       case 'approval':
         return createApprovalGate({ name: gateName(config) });
+      case 'stem-workers':
+        return createStemWorkersGate({
+          name: gateName(config),
+          minWorkers: config.minWorkers,
+          staleAfterMs: config.staleAfter ?? 3 * (ring.stem?.heartbeatInterval ?? 10_000),
+          clockSkewMs: config.clockSkew,
+        });
+      case 'stem-dlq':
+        return createStemDlqGate({ name: gateName(config), block: config.block, maxEntries: config.maxEntries, clockSkewMs: config.clockSkew });
+      case 'stem-backlog':
+        return createStemBacklogGate({ name: gateName(config), batchSize: config.batchSize });
+      case 'prometheus':
+        return createPrometheusGate({
+          name: gateName(config),
+          url: config.url,
+          query: config.query,
+          timeoutMs: config.timeout,
+          ...(config.liveness ? { liveness: config.liveness } : {}),
+          ...(config.bearerTokenEnv ? { bearerTokenEnv: config.bearerTokenEnv } : {}),
+          ...(config.username ? { username: config.username } : {}),
+          ...(config.passwordEnv ? { passwordEnv: config.passwordEnv } : {}),
+        });
     }
   });
 }

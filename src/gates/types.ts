@@ -6,6 +6,7 @@
 import type { RingConfig } from '../config/schema.js';
 import type { GateSlot } from '../core/machine.js';
 import type { GateOutcome, RingState } from '../core/types.js';
+import type { StemRedis } from '../stem/redis.js';
 
 export interface GateContext {
   readonly ring: RingConfig;
@@ -14,6 +15,8 @@ export interface GateContext {
   readonly now: Date;
   /** The operator passed `--approve` to this command. */
   readonly approved: boolean;
+  /** Stem's Redis, when the ring configures `stem`; opened lazily by the gates that read it. */
+  readonly redis: StemRedis | null;
 }
 
 export interface GateResult extends GateOutcome {
@@ -24,4 +27,26 @@ export interface GateResult extends GateOutcome {
 export interface Gate {
   readonly name: string;
   evaluate(context: GateContext): Promise<GateResult>;
+}
+
+/** The Redis connections of a stem-* gate's context; a config rule guarantees they exist. */
+export function requireRedis(context: GateContext): StemRedis {
+  if (!context.redis) throw new Error(`ring "${context.ring.name}" has no stem connection configured`);
+  return context.redis;
+}
+
+/** When the write that entered the current phase started and was verified. */
+export function phaseTimes(context: GateContext): { started: Date; verified: Date } | null {
+  const rotation = context.state.rotation;
+  if (!rotation) return null;
+  const started = new Date(rotation.phaseStartedAt ?? rotation.phaseVerifiedAt);
+  const verified = new Date(rotation.phaseVerifiedAt);
+  return Number.isNaN(started.getTime()) || Number.isNaN(verified.getTime()) ? null : { started, verified };
+}
+
+/** Keys the next step removes (drop: all but the new key; finishing an abort: the new key). */
+export function keysToDrop(context: GateContext): string[] {
+  const rotation = context.state.rotation;
+  if (!rotation) return [];
+  return rotation.aborting ? [rotation.newKeyId] : context.state.keys.map((key) => key.id).filter((id) => id !== rotation.newKeyId);
 }

@@ -24,6 +24,7 @@ export interface RingSpec {
   readonly targets?: readonly TargetSpec[];
   readonly policy?: Record<string, unknown>;
   readonly gates?: Record<string, unknown>;
+  readonly stem?: Record<string, unknown>;
   readonly seed?: string;
 }
 
@@ -70,6 +71,7 @@ export function createHarness(spec: RingSpec = {}): Harness {
         keyIdPrefix: 'ring-',
         policy: { propagate: '10m', drain: '1h', ...(spec.policy ?? {}) },
         ...(spec.gates ? { gates: spec.gates } : {}),
+        ...(spec.stem ? { stem: spec.stem } : {}),
         targets: targets.map((target) => ({ name: target.name, provider: 'dotenv', path: `${target.name}.env`, audience: target.audience ?? 'all', ...(target.fields ? { fields: target.fields } : {}) })),
       },
     },

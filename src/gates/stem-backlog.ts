@@ -1,0 +1,41 @@
+/**
+ * `stem-backlog` (before drop): no queued envelope — stream, pending or delayed — is still signed
+ * with a key about to be removed. Those enqueued after the activate write are a signer that has not
+ * reloaded its keys.
+ */
+import { countBacklog } from '../stem/backlog.js';
+import { keysToDrop, phaseTimes, requireRedis, type Gate, type GateContext, type GateResult } from './types.js';
+
+export const GATE_TYPE = 'stem-backlog';
+
+export interface StemBacklogOptions {
+  readonly name: string;
+  readonly batchSize: number;
+}
+
+export function createStemBacklogGate(options: StemBacklogOptions): Gate {
+  return {
+    name: options.name,
+    async evaluate(context: GateContext): Promise<GateResult> {
+      const result = (verdict: GateResult['verdict'], reason: string, evidence?: Record<string, unknown>): GateResult => ({ name: options.name, verdict, reason, ...(evidence ? { evidence } : {}) });
+      const times = phaseTimes(context);
+      const dropping = keysToDrop(context);
+      if (!times || dropping.length === 0) return result('unknown', 'no key is being dropped in the current phase');
+      const redis = requireRedis(context);
+      const report = await countBacklog(await redis.broker(), { namespace: redis.signals.namespace, keyIds: dropping, after: times.verified, batchSize: options.batchSize });
+      const { total } = report;
+      const evidence = {
+        dropping,
+        activateVerifiedAt: times.verified.toISOString(),
+        ...total,
+        sources: report.bySource.filter((source) => source.count.signed > 0 || source.count.unparseable > 0).map((source) => ({ key: source.key, source: source.source, ...source.count })),
+      };
+      if (total.unparseable > 0) return result('unknown', `${total.unparseable} queued envelopes have unreadable headers; they may be signed with ${dropping.join(', ')}`, evidence);
+      if (total.signed > 0) {
+        const reloaded = total.signedAfter > 0 ? `; ${total.signedAfter} were enqueued after the activate write — a signer has not reloaded its keys` : '';
+        return result('wait', `${total.signed} queued envelopes are still signed with ${dropping.join(', ')}${reloaded}`, evidence);
+      }
+      return result('pass', `none of ${total.scanned} queued envelopes is signed with ${dropping.join(', ')}`, evidence);
+    },
+  };
+}

@@ -1,0 +1,105 @@
+/**
+ * Connections to Stem's Redis: the broker DB (streams, delayed sets, dead letters) and the result
+ * backend DB (heartbeats). ioredis is imported lazily: rings without Stem signals never load it.
+ * Supports rediss:// with a CA and a client certificate (mutual TLS), requirepass and ACL users.
+ */
+import { readFileSync } from 'node:fs';
+import type { Redis, RedisOptions } from 'ioredis';
+import type { RedisEndpoint, StemSignals } from '../config/schema.js';
+import { ConfigError, RotorError } from '../errors.js';
+
+/** A URL with its password replaced, safe for messages. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return '(invalid redis url)';
+  }
+}
+
+function readPem(path: string, what: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    throw new ConfigError(`redis ${what} ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+}
+
+export function redisOptions(endpoint: RedisEndpoint, env: NodeJS.ProcessEnv = process.env): RedisOptions {
+  const url = new URL(endpoint.url);
+  const options: RedisOptions = {
+    host: url.hostname.replace(/^\[|\]$/g, ''),
+    port: Number(url.port || 6379),
+    db: Number(url.pathname.slice(1) || 0),
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: endpoint.connectTimeout,
+    commandTimeout: endpoint.commandTimeout,
+    retryStrategy: () => null,
+  };
+  const username = endpoint.username ?? (url.username ? decodeURIComponent(url.username) : undefined);
+  if (username) options.username = username;
+  const password = endpoint.passwordEnv ? env[endpoint.passwordEnv] : url.password ? decodeURIComponent(url.password) : undefined;
+  if (endpoint.passwordEnv && password === undefined) throw new ConfigError(`redis ${redactUrl(endpoint.url)}: $${endpoint.passwordEnv} is not set`);
+  if (password !== undefined) options.password = password;
+  if (url.protocol === 'rediss:' || endpoint.tls) {
+    const tls = endpoint.tls ?? {};
+    options.tls = {
+      ...(tls.ca ? { ca: readPem(tls.ca, 'CA') } : {}),
+      ...(tls.cert ? { cert: readPem(tls.cert, 'client certificate') } : {}),
+      ...(tls.key ? { key: readPem(tls.key, 'client key') } : {}),
+      ...(tls.servername ? { servername: tls.servername } : {}),
+      rejectUnauthorized: true,
+    };
+  }
+  return options;
+}
+
+export async function connectRedis(endpoint: RedisEndpoint, role: string): Promise<Redis> {
+  const { Redis } = await import('ioredis');
+  const client = new Redis(redisOptions(endpoint));
+  client.on('error', () => undefined); // surfaced through the failing command instead
+  try {
+    await client.connect();
+  } catch (error) {
+    client.disconnect();
+    throw new RotorError(`cannot reach Stem's ${role} Redis at ${redactUrl(endpoint.url)}: ${(error as Error).message}`);
+  }
+  return client;
+}
+
+/** Lazily opened, shared connections for one command; `close()` ends whatever was opened. */
+export class StemRedis {
+  private readonly opened = new Map<string, Promise<Redis>>();
+  readonly signals: StemSignals;
+
+  constructor(signals: StemSignals) {
+    this.signals = signals;
+  }
+
+  private open(role: 'broker' | 'backend', endpoint: RedisEndpoint): Promise<Redis> {
+    let client = this.opened.get(role);
+    if (!client) {
+      client = connectRedis(endpoint, role);
+      this.opened.set(role, client);
+    }
+    return client;
+  }
+
+  broker(): Promise<Redis> {
+    return this.open('broker', this.signals.broker);
+  }
+
+  backend(): Promise<Redis> {
+    return this.open('backend', this.signals.backend ?? this.signals.broker);
+  }
+
+  async close(): Promise<void> {
+    const clients = await Promise.allSettled(this.opened.values());
+    for (const client of clients) if (client.status === 'fulfilled') client.value.disconnect();
+    this.opened.clear();
+  }
+}

@@ -1,0 +1,226 @@
+/** stem-workers, stem-dlq and stem-backlog against a real redis-server holding Stem-format data. */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { Redis } from 'ioredis';
+import type { GateResult } from '../../src/gates/index.js';
+import { createHarness, type Harness } from '../helpers/ring.js';
+import { RedisServer } from '../helpers/redis-server.js';
+import { SimulatedWorker, StemFleet, loadEnvFile, streamFields, newEnvelope } from '../helpers/stem-fleet.js';
+import { signEnvelope } from '../../src/stem/signer.js';
+
+const MINUTE = 60_000;
+let server: RedisServer;
+let broker: Redis;
+let backend: Redis;
+
+beforeAll(async () => {
+  server = await new RedisServer().start();
+  broker = server.client(0);
+  backend = server.client(1);
+});
+
+afterAll(async () => {
+  broker.disconnect();
+  backend.disconnect();
+  await server.stop();
+});
+
+beforeEach(async () => {
+  await broker.flushall();
+});
+
+function ring(gates: Record<string, unknown>, stem: Record<string, unknown> = {}): { h: Harness; fleet: StemFleet } {
+  const h = createHarness({ stem: { broker: { url: server.url(0) }, backend: { url: server.url(1) }, ...stem }, gates: { beforeActivate: [], beforeDrop: [], ...gates } });
+  return { h, fleet: new StemFleet(broker, backend, 'stem', () => h.clock.now()) };
+}
+
+async function gate(h: Harness, name: string): Promise<GateResult> {
+  const status = await h.engine().status();
+  const found = status.gates.find((g) => g.name === name);
+  if (!found) throw new Error(`no gate ${name} in ${JSON.stringify(status.gates)}`);
+  return found;
+}
+
+describe('stem-workers', () => {
+  const gates = { beforeActivate: [{ type: 'stem-workers', minWorkers: 2 }] };
+
+  it('no heartbeat data is unknown, never a pass', async () => {
+    const { h } = ring(gates);
+    await h.engine().start();
+    expect(await gate(h, 'stem-workers')).toMatchObject({ verdict: 'unknown', reason: expect.stringContaining('no live worker heartbeats') });
+  });
+
+  it('waits for workers that started before the add-new write, naming them; passes once all restarted', async () => {
+    const { h, fleet } = ring(gates);
+    const a = new SimulatedWorker(fleet, 'worker-a', h.path('workers'), 101);
+    const b = new SimulatedWorker(fleet, 'worker-b', h.path('workers'), 102);
+    h.clock.increment(MINUTE);
+    await h.engine().start();
+    h.clock.increment(MINUTE);
+    await a.heartbeat();
+    await b.heartbeat();
+    const waiting = await gate(h, 'stem-workers');
+    expect(waiting.verdict).toBe('wait');
+    expect(waiting.reason).toMatch(/2 of 2 live workers have not restarted/);
+    expect(waiting.reason).toContain(`worker-a (host test-host, pid 101, started ${a.startedAt.toISOString()})`);
+
+    a.restart();
+    await a.heartbeat();
+    expect((await gate(h, 'stem-workers')).reason).toMatch(/1 of 2 .*worker-b/);
+    b.restart();
+    await b.heartbeat();
+    expect(await gate(h, 'stem-workers')).toMatchObject({ verdict: 'pass', evidence: expect.objectContaining({ live: 2, restarted: 2 }) });
+  });
+
+  it('a restart within the clock-skew allowance does not count', async () => {
+    const { h, fleet } = ring(gates);
+    await h.engine().start();
+    const a = new SimulatedWorker(fleet, 'worker-a', h.path('workers'), 1);
+    const b = new SimulatedWorker(fleet, 'worker-b', h.path('workers'), 2);
+    h.clock.increment(2000);
+    a.restart();
+    b.restart();
+    await a.heartbeat();
+    await b.heartbeat();
+    expect((await gate(h, 'stem-workers')).verdict).toBe('wait');
+  });
+
+  it('ignores expired and stale heartbeats; too few live workers waits', async () => {
+    const { h, fleet } = ring(gates);
+    await h.engine().start();
+    h.clock.increment(MINUTE);
+    const live = new SimulatedWorker(fleet, 'live', h.path('workers'), 1);
+    await live.heartbeat();
+    await backend.sadd(fleet.keys.heartbeatSet, 'expired'); // its key is gone
+    const stale = new SimulatedWorker(fleet, 'stale', h.path('workers'), 2);
+    h.clock.increment(-MINUTE);
+    await stale.heartbeat();
+    h.clock.increment(MINUTE);
+    const result = await gate(h, 'stem-workers');
+    expect(result).toMatchObject({ verdict: 'wait', reason: 'only 1 live workers, need at least 2' });
+    expect(result.evidence).toMatchObject({ dead: ['expired', 'stale'] });
+  });
+
+  it('an unreadable heartbeat is unknown', async () => {
+    const { h, fleet } = ring(gates);
+    await h.engine().start();
+    await backend.set(fleet.keys.heartbeat('broken'), '{not json', 'PX', 60_000);
+    await backend.sadd(fleet.keys.heartbeatSet, 'broken');
+    expect(await gate(h, 'stem-workers')).toMatchObject({ verdict: 'unknown', reason: expect.stringContaining('broken') });
+  });
+});
+
+describe('stem-dlq', () => {
+  const gates = { beforeActivate: [{ type: 'stem-dlq' }] };
+
+  async function added() {
+    const { h, fleet } = ring(gates);
+    const producer = loadEnvFile(h.path('producers'));
+    h.clock.increment(10 * MINUTE);
+    const started = await h.engine().start();
+    h.clock.increment(MINUTE);
+    return { h, fleet, producer, newId: started.newKey?.id as string };
+  }
+
+  it('unknown-key failures for the ring since the add-new write block, grouped by key, class and queue', async () => {
+    const { h, fleet, producer, newId } = await added();
+    const envelope = signEnvelope(newEnvelope('emails', h.clock.now()), producer);
+    await fleet.deadLetter('emails', envelope, `unknown signing key "${newId}"`, newId);
+    await fleet.deadLetter('emails', envelope, `unknown signing key "${newId}"`, newId);
+    const result = await gate(h, 'stem-dlq');
+    expect(result.verdict).toBe('wait');
+    expect(result.reason).toContain(`2× unknown-key key "${newId}" on emails`);
+    expect(result.evidence?.groups).toEqual([expect.objectContaining({ keyId: newId, errorClass: 'unknown-key', queue: 'emails', count: 2 })]);
+  });
+
+  it('failures before the phase, of foreign keys, and broker-mutated mismatches do not block', async () => {
+    const { h, fleet, producer } = await added();
+    const envelope = signEnvelope(newEnvelope('default', h.clock.now()), producer);
+    await fleet.deadLetter('default', envelope, `unknown signing key "${h.initialKey.id}"`, h.initialKey.id, new Date(h.clock.now().getTime() - 30 * MINUTE));
+    await fleet.deadLetter('default', envelope, 'unknown signing key "other-ring-key"', 'other-ring-key');
+    await fleet.deadLetter('default', { ...envelope, attempt: 1 }, 'signature mismatch', h.initialKey.id);
+    const result = await gate(h, 'stem-dlq');
+    expect(result.verdict).toBe('pass');
+    expect(result.reason).toMatch(/1 broker-mutated "signature mismatch" entries are not caused by the rotation/);
+  });
+
+  it('missing signature headers block; a mismatch without mutation marks blocks', async () => {
+    const { h, fleet } = await added();
+    const unsigned = newEnvelope('default', h.clock.now());
+    await fleet.deadLetter('default', unsigned, 'missing signature headers', null);
+    expect((await gate(h, 'stem-dlq')).reason).toContain('missing-headers key "none"');
+    await broker.flushall();
+    await fleet.deadLetter('default', signEnvelope(unsigned, loadEnvFile(h.path('producers'))), 'signature mismatch', h.initialKey.id);
+    expect((await gate(h, 'stem-dlq')).reason).toContain('mismatch key');
+  });
+
+  it('unparseable dead letters in the window are unknown', async () => {
+    const { h, fleet } = await added();
+    await broker.lpush(fleet.keys.dead('default'), '{broken');
+    expect(await gate(h, 'stem-dlq')).toMatchObject({ verdict: 'unknown', reason: expect.stringContaining('could not be parsed') });
+  });
+
+  it('a scan cut short by maxEntries is unknown', async () => {
+    const { h, fleet } = ring({ beforeActivate: [{ type: 'stem-dlq', maxEntries: 2 }] });
+    await h.engine().start();
+    const envelope = signEnvelope(newEnvelope('default', h.clock.now()), loadEnvFile(h.path('producers')));
+    for (let i = 0; i < 3; i += 1) await fleet.deadLetter('default', envelope, 'unknown signing key "foreign"', 'foreign');
+    expect(await gate(h, 'stem-dlq')).toMatchObject({ verdict: 'unknown', reason: expect.stringContaining('raise maxEntries') });
+  });
+});
+
+describe('stem-backlog', () => {
+  const gates = { beforeDrop: [{ type: 'stem-backlog', batchSize: 50 }] };
+
+  async function activated() {
+    const { h, fleet } = ring(gates);
+    const oldProducer = loadEnvFile(h.path('producers'));
+    const engine = h.engine();
+    await engine.start();
+    await engine.advance();
+    h.clock.increment(MINUTE);
+    return { h, fleet, oldProducer, newProducer: loadEnvFile(h.path('producers')) };
+  }
+
+  it('counts old-key envelopes in streams, priority streams, pending entries and delayed sets', async () => {
+    const { h, fleet, oldProducer, newProducer } = await activated();
+    h.clock.increment(-30 * MINUTE); // enqueued before the activate write
+    for (let i = 0; i < 120; i += 1) await fleet.enqueue(oldProducer, 'default');
+    await fleet.enqueue(oldProducer, 'default', { priority: 3 });
+    await fleet.delay(oldProducer, 'emails', new Date(h.clock.now().getTime() + 60 * MINUTE));
+    h.clock.increment(30 * MINUTE);
+    for (let i = 0; i < 10; i += 1) await fleet.enqueue(newProducer, 'default');
+    // 100 delivered but not acknowledged: pending
+    await broker.xgroup('CREATE', fleet.keys.stream('default'), fleet.keys.group('default'), '0');
+    await broker.xreadgroup('GROUP', fleet.keys.group('default'), 'w1', 'COUNT', 100, 'STREAMS', fleet.keys.stream('default'), '>');
+    const result = await gate(h, 'stem-backlog');
+    expect(result.verdict).toBe('wait');
+    expect(result.evidence).toMatchObject({ signed: 122, signedAfter: 0, scanned: 132 });
+    const sources = result.evidence?.sources as { source: string; signed: number }[];
+    expect(sources.map((s) => `${s.source}:${s.signed}`).sort()).toEqual(['delayed:1', 'pending:100', 'stream:1', 'stream:20']);
+  });
+
+  it('reports envelopes enqueued after the activate write as a signer that has not reloaded', async () => {
+    const { h, fleet, oldProducer } = await activated();
+    await fleet.enqueue(oldProducer, 'default');
+    const result = await gate(h, 'stem-backlog');
+    expect(result).toMatchObject({ verdict: 'wait', evidence: expect.objectContaining({ signed: 1, signedAfter: 1 }) });
+    expect(result.reason).toContain('a signer has not reloaded its keys');
+  });
+
+  it('passes once old-key envelopes are consumed and acknowledged; ignores control queues', async () => {
+    const { h, fleet, oldProducer } = await activated();
+    h.clock.increment(-10 * MINUTE);
+    for (let i = 0; i < 5; i += 1) await fleet.enqueue(oldProducer, 'default');
+    h.clock.increment(10 * MINUTE);
+    await broker.xadd(fleet.keys.stream('stem.control.broadcast'), '*', ...streamFields(newEnvelope('stem.control.broadcast', h.clock.now(), { headers: { 'stem-control': '1' } })));
+    const worker = new SimulatedWorker(fleet, 'w', h.path('workers'), 1);
+    expect(await worker.consume('default')).toEqual({ ok: 5, dead: 0 });
+    expect(await gate(h, 'stem-backlog')).toMatchObject({ verdict: 'pass', reason: expect.stringContaining('none of') });
+  });
+
+  it('unparseable headers are unknown', async () => {
+    const { h, fleet } = await activated();
+    await broker.xadd(fleet.keys.stream('default'), '*', 'id', 'x', 'headers', '{oops', 'enqueuedAt', h.clock.now().toISOString());
+    expect((await gate(h, 'stem-backlog')).verdict).toBe('unknown');
+  });
+});

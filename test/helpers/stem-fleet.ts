@@ -1,0 +1,163 @@
+/**
+ * A simulated Stem fleet that writes exactly Stem's Redis formats (stem-interop §2.6, §3.3, §4):
+ * producers XADD signed envelopes (fields in Stem's order), retries sit in the delayed ZSET, workers
+ * heartbeat, consume through the consumer group, verify with the keys they loaded at start, and
+ * dead-letter failures. Workers "restart" by re-reading their target file.
+ */
+import { readFileSync } from 'node:fs';
+import type { Redis } from 'ioredis';
+import { parseDotenv } from '../../providers/dotenv.js';
+import type { Envelope } from '../../src/stem/envelope.js';
+import { envelopeToJson } from '../../src/stem/envelope.js';
+import { stemKeys } from '../../src/stem/redis-keys.js';
+import { signEnvelope, verifyEnvelope } from '../../src/stem/signer.js';
+import { STEM_ENV_NAMES, loadStemSigningConfig, type SigningEnv, type StemSigningConfig } from '../../src/stem/signing-env.js';
+
+export function loadEnvFile(path: string): StemSigningConfig {
+  const env: SigningEnv = {};
+  for (const [name, assignment] of parseDotenv(readFileSync(path, 'utf8'), STEM_ENV_NAMES, path)) env[name as keyof SigningEnv] = assignment.value;
+  return loadStemSigningConfig(env);
+}
+
+/** Stem's stream fields, in Stem's order (redis_broker.dart:399-426). */
+export function streamFields(envelope: Envelope): string[] {
+  return [
+    'id', envelope.id,
+    'name', envelope.name,
+    'args', JSON.stringify(envelope.args),
+    'headers', JSON.stringify(envelope.headers),
+    'enqueuedAt', envelope.enqueuedAt,
+    'notBefore', envelope.notBefore ?? '',
+    'priority', String(envelope.priority),
+    'attempt', String(envelope.attempt),
+    'maxRetries', String(envelope.maxRetries),
+    'visibilityTimeout', envelope.visibilityTimeout === null ? '' : String(envelope.visibilityTimeout),
+    'queue', envelope.queue,
+    'meta', JSON.stringify(envelope.meta),
+  ];
+}
+
+export function envelopeFromFields(fields: string[]): Envelope {
+  const map = new Map<string, string>();
+  for (let i = 0; i + 1 < fields.length; i += 2) map.set(fields[i] as string, fields[i + 1] as string);
+  return {
+    id: map.get('id') ?? '',
+    name: map.get('name') ?? '',
+    args: JSON.parse(map.get('args') || '{}'),
+    headers: JSON.parse(map.get('headers') || '{}'),
+    enqueuedAt: map.get('enqueuedAt') ?? '',
+    notBefore: map.get('notBefore') || null,
+    priority: Number(map.get('priority') || 0),
+    attempt: Number(map.get('attempt') || 0),
+    maxRetries: Number(map.get('maxRetries') || 0),
+    visibilityTimeout: map.get('visibilityTimeout') ? Number(map.get('visibilityTimeout')) : null,
+    queue: map.get('queue') || 'default',
+    meta: JSON.parse(map.get('meta') || '{}'),
+  };
+}
+
+let sequence = 0;
+
+export function newEnvelope(queue: string, now: Date, overrides: Partial<Envelope> = {}): Envelope {
+  sequence += 1;
+  return { id: `task-${process.pid}-${sequence}`, name: 'demo.task', args: { n: sequence }, headers: {}, enqueuedAt: now.toISOString(), notBefore: null, priority: 0, attempt: 0, maxRetries: 3, visibilityTimeout: null, queue, meta: {}, ...overrides };
+}
+
+export class StemFleet {
+  readonly keys: ReturnType<typeof stemKeys>;
+  readonly broker: Redis;
+  readonly backend: Redis;
+  readonly now: () => Date;
+
+  constructor(broker: Redis, backend: Redis, namespace = 'stem', now: () => Date = () => new Date()) {
+    this.broker = broker;
+    this.backend = backend;
+    this.keys = stemKeys(namespace);
+    this.now = now;
+  }
+
+  async enqueue(config: StemSigningConfig, queue = 'default', overrides: Partial<Envelope> = {}): Promise<Envelope> {
+    const envelope = signEnvelope(newEnvelope(queue, this.now(), overrides), config);
+    await this.broker.xadd(this.keys.stream(queue, envelope.priority), '*', ...streamFields(envelope));
+    return envelope;
+  }
+
+  async delay(config: StemSigningConfig, queue: string, notBefore: Date): Promise<Envelope> {
+    const envelope = signEnvelope(newEnvelope(queue, this.now(), { notBefore: notBefore.toISOString() }), config);
+    await this.broker.zadd(this.keys.delayed(queue), notBefore.getTime(), JSON.stringify(envelopeToJson(envelope)));
+    return envelope;
+  }
+
+  async deadLetter(queue: string, envelope: Envelope, error: string, keyId: string | null, deadAt = this.now()): Promise<void> {
+    const entry = { envelope: envelopeToJson(envelope), reason: 'signature-invalid', meta: { error, ...(keyId === null ? {} : { keyId }) }, deadAt: deadAt.toISOString() };
+    await this.broker.lpush(this.keys.dead(queue), JSON.stringify(entry));
+  }
+}
+
+export class SimulatedWorker {
+  config: StemSigningConfig;
+  startedAt: Date;
+  readonly id: string;
+  readonly fleet: StemFleet;
+  private readonly envPath: string;
+  readonly pid: number;
+
+  constructor(fleet: StemFleet, id: string, envPath: string, pid: number) {
+    this.fleet = fleet;
+    this.id = id;
+    this.envPath = envPath;
+    this.pid = pid;
+    this.config = loadEnvFile(envPath);
+    this.startedAt = fleet.now();
+  }
+
+  /** A process restart: keys are read again, startedAt moves. */
+  restart(): void {
+    this.config = loadEnvFile(this.envPath);
+    this.startedAt = this.fleet.now();
+  }
+
+  async heartbeat(): Promise<void> {
+    const beat = {
+      workerId: this.id,
+      namespace: 'stem',
+      timestamp: this.fleet.now().toISOString(),
+      isolateCount: 1,
+      inflight: 0,
+      lastLeaseRenewal: null,
+      version: '1',
+      queues: [],
+      extras: { host: 'test-host', hostname: 'test-host', pid: this.pid, startedAt: this.startedAt.toISOString() },
+    };
+    await this.fleet.backend.set(this.fleet.keys.heartbeat(this.id), JSON.stringify(beat), 'PX', 60_000);
+    await this.fleet.backend.sadd(this.fleet.keys.heartbeatSet, this.id);
+  }
+
+  /** XREADGROUP a batch, verify each envelope like Stem's worker, ack or dead-letter it. */
+  async consume(queue = 'default', count = 100): Promise<{ ok: number; dead: number }> {
+    const { keys, broker } = this.fleet;
+    const stream = keys.stream(queue);
+    const group = keys.group(queue);
+    try {
+      await broker.xgroup('CREATE', stream, group, '0', 'MKSTREAM');
+    } catch (error) {
+      if (!String(error).includes('BUSYGROUP')) throw error;
+    }
+    const reply = (await broker.xreadgroup('GROUP', group, this.id, 'COUNT', count, 'STREAMS', stream, '>')) as [string, [string, string[]][]][] | null;
+    let ok = 0;
+    let dead = 0;
+    for (const [, entries] of reply ?? []) {
+      for (const [id, fields] of entries) {
+        const envelope = envelopeFromFields(fields);
+        const verdict = verifyEnvelope(envelope, this.config);
+        await broker.xack(stream, group, id);
+        if (verdict.ok) ok += 1;
+        else {
+          dead += 1;
+          await this.fleet.deadLetter(queue, envelope, verdict.message, verdict.keyId);
+        }
+      }
+    }
+    return { ok, dead };
+  }
+}
