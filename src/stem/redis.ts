@@ -61,12 +61,16 @@ export function redisOptions(endpoint: RedisEndpoint, env: NodeJS.ProcessEnv = p
 export async function connectRedis(endpoint: RedisEndpoint, role: string): Promise<Redis> {
   const { Redis } = await import('ioredis');
   const client = new Redis(redisOptions(endpoint));
-  client.on('error', () => undefined); // surfaced through the failing command instead
+  // Socket and TLS errors arrive as events; keep the first to explain a failed connect.
+  let cause: Error | undefined;
+  client.on('error', (error: Error) => {
+    cause ??= error;
+  });
   try {
     await client.connect();
   } catch (error) {
     client.disconnect();
-    throw new RotorError(`cannot reach Stem's ${role} Redis at ${redactUrl(endpoint.url)}: ${(error as Error).message}`);
+    throw new RotorError(`cannot reach Stem's ${role} Redis at ${redactUrl(endpoint.url)}: ${(cause ?? (error as Error)).message}`);
   }
   return client;
 }
