@@ -111,6 +111,25 @@ common(envelope.command('verify').description('verify as a Stem worker with that
     process.exitCode = await envelopeVerifyCommand(options);
   });
 
+const dlq = program.command('dlq').description("Stem's signature-invalid dead letters");
+common(dlq.command('inspect').description('by key id, error class and queue, and which ring key verifies each envelope').argument('<ring>'))
+  .option('--since <when>', 'only newer dead letters: a duration (24h) or an ISO time')
+  .option('--limit <n>', 'read at most this many dead letters')
+  .action(async (ring: string, options) => {
+    const { dlqInspectCommand } = await import('./commands/dlq.js');
+    await dlqInspectCommand(ring, options);
+  });
+common(dlq.command('replay').description('re-sign with the active key and re-enqueue the dead letters whose signature verifies under a still-trusted key').argument('<ring>'))
+  .option('--resign', 're-sign with the active key (required: unsigned replays fail again)')
+  .option('--since <when>', 'only newer dead letters: a duration (24h) or an ISO time')
+  .option('--limit <n>', 'read at most this many dead letters')
+  .option('--dry-run', 'list what would be replayed; write nothing')
+  .option('--yes', 'confirm')
+  .action(async (ring: string, options) => {
+    const { dlqReplayCommand } = await import('./commands/dlq.js');
+    await dlqReplayCommand(ring, options);
+  });
+
 common(program.command('lint').description('lint the STEM_SIGNING_* variables of a .env file'))
   .requiredOption('--env-file <file>', '.env file to lint')
   .action(async (options) => {

@@ -32,10 +32,12 @@ import {
 } from '../core/machine.js';
 import { phaseOf, type GateOutcome, type ObservedTarget, type RingState, type Transition, type WriteRecord } from '../core/types.js';
 import { ConfigError, ConflictError, GateBlockedError, PartialFailureError, RotorError, isRotorError } from '../errors.js';
-import { buildGates, evaluateGates, type GateResult } from '../gates/index.js';
+import { buildGates, evaluateGates, gateName, type GateResult } from '../gates/index.js';
 import { generateKey, generateKeyId, keyFingerprint, type KeyMaterial, type RandomBytes } from '../stem/keys.js';
 import type { AuditEvent, Lease, StateStore } from '../store/types.js';
-import { StemRedis } from '../stem/redis.js';
+import { StemRedis, redactUrl } from '../stem/redis.js';
+import { stemKeys } from '../stem/redis-keys.js';
+import { instantQuery } from '../gates/prometheus.js';
 import { fieldName, readSigningEnv, readTarget, toFields, writeOrder, type TargetHandle, type TargetRead } from './targets.js';
 
 export interface Actor {
@@ -146,7 +148,7 @@ export class RingEngine {
     return Promise.all(handles.map((handle) => readTarget(this.ring, handle)));
   }
 
-  private async audit(action: string, outcome: AuditEvent['outcome'], details?: Record<string, unknown>): Promise<void> {
+  async audit(action: string, outcome: AuditEvent['outcome'], details?: Record<string, unknown>): Promise<void> {
     await this.deps.store.appendAudit({ time: this.now(), ring: this.ring.name, actor: this.actor, action, outcome, ...(details ? { details } : {}) });
   }
 
@@ -510,7 +512,8 @@ function fingerprintList(observed: ObservedTarget): string[] {
   return observed.keys.map((key) => `${key.id}=${key.fingerprint}`);
 }
 
-function mergeMaterial(reads: readonly TargetRead[]): Map<string, KeyMaterial> {
+/** Key material by id across targets: seeds from signer targets, public keys from any. */
+export function mergeMaterial(reads: readonly TargetRead[]): Map<string, KeyMaterial> {
   const merged = new Map<string, KeyMaterial>();
   for (const read of reads) {
     for (const [id, key] of read.material) {
@@ -606,9 +609,42 @@ function nextAction(ring: RingConfig, state: RingState, gates: readonly GateResu
 
 // ---------------------------------------------------------------- check
 
+export interface SignalCheck {
+  readonly signal: string;
+  readonly ok: boolean;
+  readonly detail: string;
+}
+
+/** Reaches every evidence source the ring's gates read: Stem's broker and backend Redis, each Prometheus. */
+async function checkSignals(ring: RingConfig): Promise<SignalCheck[]> {
+  const checks: Promise<SignalCheck>[] = [];
+  const attempt = (signal: string, probe: () => Promise<string>) =>
+    checks.push(probe().then((detail) => ({ signal, ok: true, detail }), (error: Error) => ({ signal, ok: false, detail: error.message })));
+  const redis = ring.stem ? new StemRedis(ring.stem) : null;
+  if (ring.stem && redis) {
+    const namespace = ring.stem.namespace;
+    attempt(`broker redis ${redactUrl(ring.stem.broker.url)}`, async () => `PING ${await (await redis.broker()).ping()}`);
+    attempt(`backend redis ${redactUrl((ring.stem.backend ?? ring.stem.broker).url)}`, async () => {
+      const backend = await redis.backend();
+      return `${await backend.scard(stemKeys(namespace).heartbeatSet)} workers in ${namespace}:worker:heartbeats`;
+    });
+  }
+  for (const gate of [...ring.gates.beforeActivate, ...ring.gates.beforeDrop]) {
+    if (gate.type !== 'prometheus') continue;
+    const options = { name: gateName(gate), url: gate.url, query: gate.query, timeoutMs: gate.timeout, ...(gate.bearerTokenEnv ? { bearerTokenEnv: gate.bearerTokenEnv } : {}), ...(gate.username ? { username: gate.username } : {}), ...(gate.passwordEnv ? { passwordEnv: gate.passwordEnv } : {}) };
+    attempt(`prometheus ${gate.url} (${gateName(gate)})`, async () => `${(await instantQuery(options, gate.query, new Date())).length} series for ${gate.query}`);
+  }
+  try {
+    return await Promise.all(checks);
+  } finally {
+    await redis?.close();
+  }
+}
+
 export interface CheckReport {
   readonly ring: string;
   readonly ok: boolean;
+  readonly signals: readonly SignalCheck[];
   readonly targets: readonly { name: string; location: string; reachable: boolean; findings: readonly LintFinding[]; error?: string }[];
   readonly agreement: string;
   readonly exitCode: number;
@@ -647,6 +683,7 @@ export async function checkRing(engine: RingEngine, handles: readonly TargetHand
       agreementExit = isRotorError(error) ? error.exitCode : 1;
     }
   }
-  const exitCode = Math.max(agreementExit, ...targets.map((target) => target.exitCode));
-  return { ring: engine.ring.name, ok: exitCode === 0, targets: targets.map(({ exitCode: _unused, ...rest }) => rest), agreement, exitCode };
+  const signals = await checkSignals(engine.ring);
+  const exitCode = Math.max(agreementExit, signals.every((signal) => signal.ok) ? 0 : 1, ...targets.map((target) => target.exitCode));
+  return { ring: engine.ring.name, ok: exitCode === 0, signals, targets: targets.map(({ exitCode: _unused, ...rest }) => rest), agreement, exitCode };
 }

@@ -6,7 +6,7 @@ import { RedisServer } from '../helpers/redis-server.js';
 import { StemFleet, SimulatedWorker, loadEnvFile } from '../helpers/stem-fleet.js';
 import { createTestPki, type TestPki } from '../helpers/tls.js';
 
-async function gates(h: Harness): Promise<GateResult[]> {
+async function gates(h: Harness): Promise<readonly GateResult[]> {
   return (await h.engine().status()).gates;
 }
 

@@ -10,6 +10,7 @@ import { parseDotenv } from '../../providers/dotenv.js';
 import type { Envelope } from '../../src/stem/envelope.js';
 import { envelopeToJson } from '../../src/stem/envelope.js';
 import { stemKeys } from '../../src/stem/redis-keys.js';
+import { envelopeFromFields, streamFields } from '../../src/stem/stream-format.js';
 import { signEnvelope, verifyEnvelope } from '../../src/stem/signer.js';
 import { STEM_ENV_NAMES, loadStemSigningConfig, type SigningEnv, type StemSigningConfig } from '../../src/stem/signing-env.js';
 
@@ -19,42 +20,7 @@ export function loadEnvFile(path: string): StemSigningConfig {
   return loadStemSigningConfig(env);
 }
 
-/** Stem's stream fields, in Stem's order (redis_broker.dart:399-426). */
-export function streamFields(envelope: Envelope): string[] {
-  return [
-    'id', envelope.id,
-    'name', envelope.name,
-    'args', JSON.stringify(envelope.args),
-    'headers', JSON.stringify(envelope.headers),
-    'enqueuedAt', envelope.enqueuedAt,
-    'notBefore', envelope.notBefore ?? '',
-    'priority', String(envelope.priority),
-    'attempt', String(envelope.attempt),
-    'maxRetries', String(envelope.maxRetries),
-    'visibilityTimeout', envelope.visibilityTimeout === null ? '' : String(envelope.visibilityTimeout),
-    'queue', envelope.queue,
-    'meta', JSON.stringify(envelope.meta),
-  ];
-}
-
-export function envelopeFromFields(fields: string[]): Envelope {
-  const map = new Map<string, string>();
-  for (let i = 0; i + 1 < fields.length; i += 2) map.set(fields[i] as string, fields[i + 1] as string);
-  return {
-    id: map.get('id') ?? '',
-    name: map.get('name') ?? '',
-    args: JSON.parse(map.get('args') || '{}'),
-    headers: JSON.parse(map.get('headers') || '{}'),
-    enqueuedAt: map.get('enqueuedAt') ?? '',
-    notBefore: map.get('notBefore') || null,
-    priority: Number(map.get('priority') || 0),
-    attempt: Number(map.get('attempt') || 0),
-    maxRetries: Number(map.get('maxRetries') || 0),
-    visibilityTimeout: map.get('visibilityTimeout') ? Number(map.get('visibilityTimeout')) : null,
-    queue: map.get('queue') || 'default',
-    meta: JSON.parse(map.get('meta') || '{}'),
-  };
-}
+export { envelopeFromFields, streamFields } from '../../src/stem/stream-format.js';
 
 let sequence = 0;
 

@@ -15,6 +15,7 @@ export async function checkCommand(ring: string | undefined, options: CommonOpti
       `config ${context.config.path}: valid`,
       ...reports.flatMap((report) => [
         `ring ${report.ring}: ${report.ok ? 'ok' : 'PROBLEMS'}`,
+        ...report.signals.map((signal) => `  ${signal.signal}: ${signal.ok ? 'ok' : 'UNREACHABLE'} (${signal.detail})`),
         ...report.targets.flatMap((target) => [
           `  ${target.name} ${target.location}: ${target.error ? `ERROR ${target.error}` : 'ok'}`,
           ...target.findings.map((finding) => `    ${finding.severity} ${finding.code} ${finding.variable}: ${finding.message}`),

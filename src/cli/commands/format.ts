@@ -4,10 +4,16 @@ import type { PlannedWrite, StatusReport, StepResult } from '../../engine/engine
 import type { WriteRecord } from '../../core/types.js';
 import type { GateResult } from '../../gates/index.js';
 
+function compact(evidence: Readonly<Record<string, unknown>>): string {
+  const text = JSON.stringify(evidence);
+  return text.length > 400 ? `${text.slice(0, 400)}…` : text;
+}
+
 export function formatGates(gates: readonly GateResult[]): string[] {
-  return gates.map((gate) => {
+  return gates.flatMap((gate) => {
     const verdict = gate.overridden ? `${gate.verdict} → overridden (${gate.overridden.reason})` : gate.verdict;
-    return `  ${gate.name.padEnd(12)} ${verdict.padEnd(8)} ${gate.reason}`;
+    const line = `  ${gate.name.padEnd(12)} ${verdict.padEnd(8)} ${gate.reason}`;
+    return gate.evidence ? [line, `  ${''.padEnd(12)} evidence ${compact(gate.evidence)}`] : [line];
   });
 }
 

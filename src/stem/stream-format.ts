@@ -1,0 +1,40 @@
+/** Stem's Redis stream entry format for an envelope (stem-interop §2.6, redis_broker.dart:399-426). */
+import type { Envelope } from './envelope.js';
+
+/** Field/value pairs for XADD, in Stem's order. */
+export function streamFields(envelope: Envelope): string[] {
+  return [
+    'id', envelope.id,
+    'name', envelope.name,
+    'args', JSON.stringify(envelope.args),
+    'headers', JSON.stringify(envelope.headers),
+    'enqueuedAt', envelope.enqueuedAt,
+    'notBefore', envelope.notBefore ?? '',
+    'priority', String(envelope.priority),
+    'attempt', String(envelope.attempt),
+    'maxRetries', String(envelope.maxRetries),
+    'visibilityTimeout', envelope.visibilityTimeout === null ? '' : String(envelope.visibilityTimeout),
+    'queue', envelope.queue,
+    'meta', JSON.stringify(envelope.meta),
+  ];
+}
+
+/** Stem's `_envelopeFromMap`: the consumer side's defaults. */
+export function envelopeFromFields(fields: readonly string[]): Envelope {
+  const map = new Map<string, string>();
+  for (let i = 0; i + 1 < fields.length; i += 2) map.set(fields[i] as string, fields[i + 1] as string);
+  return {
+    id: map.get('id') ?? '',
+    name: map.get('name') ?? '',
+    args: JSON.parse(map.get('args') || '{}'),
+    headers: JSON.parse(map.get('headers') || '{}'),
+    enqueuedAt: map.get('enqueuedAt') ?? '',
+    notBefore: map.get('notBefore') || null,
+    priority: Number.parseInt(map.get('priority') ?? '', 10) || 0,
+    attempt: Number.parseInt(map.get('attempt') ?? '', 10) || 0,
+    maxRetries: Number.parseInt(map.get('maxRetries') ?? '', 10) || 0,
+    visibilityTimeout: map.get('visibilityTimeout') ? Number(map.get('visibilityTimeout')) : null,
+    queue: map.get('queue') || 'default',
+    meta: JSON.parse(map.get('meta') || '{}'),
+  };
+}
