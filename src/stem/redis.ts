@@ -59,7 +59,9 @@ export function redisOptions(endpoint: RedisEndpoint, env: NodeJS.ProcessEnv = p
 }
 
 export async function connectRedis(endpoint: RedisEndpoint, role: string): Promise<Redis> {
-  const { Redis } = await import('ioredis');
+  // ioredis is CommonJS: module.exports is the Redis class, which ESM exposes as `default`
+  // (Node, vitest and the esbuild bundle agree on that; its typings describe the namespace).
+  const { default: Redis } = (await import('ioredis')) as unknown as { default: typeof import('ioredis').Redis };
   const client = new Redis(redisOptions(endpoint));
   // Socket and TLS errors arrive as events; keep the first to explain a failed connect.
   let cause: Error | undefined;
