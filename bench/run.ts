@@ -2,7 +2,11 @@
  * Benchmarks (SPEC §8). Prints figures; asserts nothing. `--only NAME` runs one, `--json` prints one
  * JSON line per figure: {"name", "value", "unit"}.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { createServer } from 'node:net';
+import { countBacklog } from '../src/stem/backlog.js';
+import { connectRedis } from '../src/stem/redis.js';
+import { stemKeys } from '../src/stem/redis-keys.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -51,8 +55,87 @@ function statusColdStart(): Figure[] {
   }
 }
 
+/** A throwaway redis-server on a free port, for benchmarks that need Stem's Redis. */
+async function withRedis<T>(work: (url: string) => Promise<T>): Promise<T> {
+  const port = await new Promise<number>((resolve) => {
+    const probe = createServer().listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      probe.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+  const dir = mkdtempSync(join(tmpdir(), 'stem-rotor-bench-redis-'));
+  const server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
+  try {
+    for (let attempt = 0; attempt < 100; attempt += 1) {
+      try {
+        const probe = await connectRedis({ url: `redis://127.0.0.1:${port}/0`, connectTimeout: 1000, commandTimeout: 60_000 }, 'bench');
+        probe.disconnect();
+        break;
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+    return await work(`redis://127.0.0.1:${port}/0`);
+  } finally {
+    server.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * `stem-backlog` scan over 1,000,000 envelopes in Stem's formats: 600k undelivered stream entries
+ * (three queues, one a priority stream), 200k pending entries, 200k delayed members.
+ */
+async function backlogScan(): Promise<Figure[]> {
+  return withRedis(async (url) => {
+    const redis = await connectRedis({ url, connectTimeout: 5000, commandTimeout: 600_000 }, 'bench');
+    const keys = stemKeys('stem');
+    const old = 'bench-20260101-0001';
+    const header = (keyId: string) => JSON.stringify({ 'stem-signature': 'x'.repeat(43) + '=', 'stem-signature-key': keyId });
+    const fields = (i: number, queue: string) => ['id', `task-${i}`, 'name', 'bench.task', 'args', `{"n":${i}}`, 'headers', header(i % 10 === 0 ? old : 'bench-20261128-0002'), 'enqueuedAt', '2026-11-28T00:00:00.000000Z', 'notBefore', '', 'priority', '0', 'attempt', '0', 'maxRetries', '3', 'visibilityTimeout', '', 'queue', queue, 'meta', '{}'];
+    const seed = async (count: number, add: (pipeline: ReturnType<typeof redis.pipeline>, i: number) => void) => {
+      for (let start = 0; start < count; start += 10_000) {
+        const pipeline = redis.pipeline();
+        for (let i = start; i < Math.min(count, start + 10_000); i += 1) add(pipeline, i);
+        await pipeline.exec();
+      }
+    };
+    await seed(200_000, (p, i) => p.xadd(keys.stream('emails'), '*', ...fields(i, 'emails')));
+    await seed(200_000, (p, i) => p.xadd(keys.stream('emails', 5), '*', ...fields(i, 'emails')));
+    await seed(200_000, (p, i) => p.xadd(keys.stream('reports'), '*', ...fields(i, 'reports')));
+    await seed(200_000, (p, i) => p.xadd(keys.stream('billing'), '*', ...fields(i, 'billing')));
+    await redis.xgroup('CREATE', keys.stream('billing'), keys.group('billing'), '0');
+    for (let delivered = 0; delivered < 200_000; delivered += 20_000) {
+      await redis.xreadgroup('GROUP', keys.group('billing'), 'bench-worker', 'COUNT', 20_000, 'STREAMS', keys.stream('billing'), '>');
+    }
+    await seed(200_000, (p, i) => {
+      const envelope = { id: `delayed-${i}`, name: 'bench.task', args: { n: i }, headers: JSON.parse(header(i % 10 === 0 ? old : 'bench-20261128-0002')), enqueuedAt: '2026-11-28T00:00:00.000Z', notBefore: '2026-11-29T00:00:00.000Z', priority: 0, attempt: 1, maxRetries: 3, visibilityTimeout: null, queue: 'emails', meta: {} };
+      p.zadd(keys.delayed('emails'), 1_800_000_000_000 + i, JSON.stringify(envelope));
+    });
+
+    global.gc?.();
+    const baseline = process.memoryUsage().rss;
+    let peak = baseline;
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, process.memoryUsage().rss);
+    }, 5);
+    const started = process.hrtime.bigint();
+    const report = await countBacklog(redis, { url, connectTimeout: 5000, commandTimeout: 600_000 }, { namespace: 'stem', keyIds: [old], after: new Date('2026-11-28T01:00:00.000Z'), batchSize: 2000 });
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    clearInterval(sampler);
+    peak = Math.max(peak, process.memoryUsage().rss);
+    redis.disconnect();
+    if (report.total.scanned !== 1_000_000 || report.total.signed !== 100_000) throw new Error(`unexpected counts ${JSON.stringify(report.total)}`);
+    return [
+      { name: 'backlog-scan', value: Math.round(report.total.scanned / seconds), unit: 'envelopes/s', detail: { seconds: Number(seconds.toFixed(2)), scanned: report.total.scanned, signedWithOldKey: report.total.signed } },
+      { name: 'backlog-scan-rss', value: Number(((peak - baseline) / 1024 / 1024).toFixed(1)), unit: 'MB' },
+    ];
+  });
+}
+
 const BENCHMARKS: Record<string, () => Figure[] | Promise<Figure[]>> = {
   'status-cold-start': statusColdStart,
+  'backlog-scan': backlogScan,
 };
 
 async function main(): Promise<void> {

@@ -22,7 +22,7 @@ export function createStemBacklogGate(options: StemBacklogOptions): Gate {
       const dropping = keysToDrop(context);
       if (!times || dropping.length === 0) return result('unknown', 'no key is being dropped in the current phase');
       const redis = requireRedis(context);
-      const report = await countBacklog(await redis.broker(), { namespace: redis.signals.namespace, keyIds: dropping, after: times.verified, batchSize: options.batchSize });
+      const report = await countBacklog(await redis.broker(), redis.signals.broker, { namespace: redis.signals.namespace, keyIds: dropping, after: times.verified, batchSize: options.batchSize });
       const { total } = report;
       const evidence = {
         dropping,

@@ -1,14 +1,13 @@
 /**
- * Envelopes still queued in Stem's Redis, counted by signing key: stream entries not yet delivered
- * to the consumer group, pending (delivered, unacknowledged) entries, and delayed ZSET members
- * (stem-interop §2.6). Counting runs server-side in batches (Lua), so only counts cross the wire.
+ * Envelopes still queued in Stem's Redis, counted by signing key (stem-interop §2.6): stream
+ * entries not yet delivered to the consumer group, pending (delivered, unacknowledged) entries, and
+ * delayed ZSET members. Read in pages; memory is bounded by a page, not by the backlog.
  */
 import type { Redis } from 'ioredis';
-import prelude from './lua/_prelude.lua';
-import countDelayed from './lua/count-delayed-1.lua';
-import countPending from './lua/count-pending-1.lua';
-import countStream from './lua/count-stream-1.lua';
+import type { RedisEndpoint } from '../config/schema.js';
+import { SIGNATURE_KEY_HEADER } from './canonical.js';
 import { isControlQueue, stemKeys } from './redis-keys.js';
+import { StreamReader, type EntryView } from './stream-reader.js';
 
 export interface BacklogCount {
   scanned: number;
@@ -25,18 +24,63 @@ export interface BacklogReport {
   readonly bySource: { readonly key: string; readonly source: 'stream' | 'pending' | 'delayed'; readonly count: BacklogCount }[];
 }
 
-type Reply = [string, number, number, number, number, number];
+export interface BacklogOptions {
+  readonly namespace: string;
+  readonly keyIds: readonly string[];
+  /** Envelopes enqueued after this are counted separately ("a signer has not reloaded"). */
+  readonly after: Date;
+  readonly batchSize: number;
+}
 
 function emptyCount(): BacklogCount {
   return { scanned: 0, signed: 0, signedAfter: 0, unsigned: 0, unparseable: 0 };
 }
 
-function add(into: BacklogCount, reply: Reply): void {
-  into.scanned += Number(reply[1]);
-  into.signed += Number(reply[2]);
-  into.signedAfter += Number(reply[3]);
-  into.unsigned += Number(reply[4]);
-  into.unparseable += Number(reply[5]);
+class Tally {
+  readonly total = emptyCount();
+  readonly bySource: BacklogReport['bySource'][number][] = [];
+  private readonly keyIds: ReadonlySet<string>;
+  private readonly afterMs: number;
+
+  constructor(options: BacklogOptions) {
+    this.keyIds = new Set(options.keyIds);
+    this.afterMs = options.after.getTime();
+  }
+
+  /** A counter for one source; `enqueuedAt` is only read for envelopes signed with a counted key. */
+  source(key: string, source: 'stream' | 'pending' | 'delayed'): (keyId: string | null | undefined, enqueuedAt: () => unknown) => void {
+    const count = emptyCount();
+    this.bySource.push({ key, source, count });
+    return (keyId, enqueuedAt) => {
+      for (const into of [count, this.total]) {
+        into.scanned += 1;
+        if (keyId === undefined) into.unparseable += 1;
+        else if (keyId === null) into.unsigned += 1;
+        else if (this.keyIds.has(keyId)) {
+          into.signed += 1;
+          const text = enqueuedAt();
+          const at = typeof text === 'string' ? Date.parse(text) : Number.NaN;
+          if (Number.isNaN(at) || at > this.afterMs) into.signedAfter += 1;
+        }
+      }
+    };
+  }
+}
+
+/** The key id of a stream entry: a string, null (unsigned), or undefined (unparseable headers). */
+function keyIdOf(entry: EntryView): string | null | undefined {
+  const fast = entry.signingKeyId();
+  if (fast !== null) return fast;
+  const headers = entry.headers();
+  if (headers === null) return undefined;
+  try {
+    const decoded: unknown = JSON.parse(headers);
+    if (typeof decoded !== 'object' || decoded === null) return undefined;
+    const keyId = (decoded as Record<string, unknown>)[SIGNATURE_KEY_HEADER];
+    return typeof keyId === 'string' ? keyId : null;
+  } catch {
+    return undefined;
+  }
 }
 
 async function scanKeys(redis: Redis, pattern: string, type: 'stream' | 'zset'): Promise<string[]> {
@@ -61,59 +105,109 @@ async function lastDelivered(redis: Redis, stream: string, group: string): Promi
   return null;
 }
 
-export interface BacklogOptions {
-  readonly namespace: string;
-  readonly keyIds: readonly string[];
-  /** Envelopes enqueued after this are counted separately ("a signer has not reloaded"). */
-  readonly after: Date;
-  readonly batchSize: number;
+async function scanStream(redis: Redis, reader: StreamReader, tally: Tally, stream: string, group: string, batchSize: number): Promise<void> {
+  const delivered = await lastDelivered(redis, stream, group);
+  const undelivered = tally.source(stream, 'stream');
+  for (let start = delivered === null ? '-' : `(${delivered}`; ; ) {
+    let seen = 0;
+    const last = await reader.entries([['XRANGE', stream, start, '+', 'COUNT', String(batchSize)]], (entry) => {
+      seen += 1;
+      undelivered(keyIdOf(entry), () => entry.enqueuedAt());
+    });
+    if (seen < batchSize || last === null) break;
+    start = `(${last}`;
+  }
+  if (delivered === null) return;
+  const pending = tally.source(stream, 'pending');
+  const onPending = (entry: EntryView) => pending(keyIdOf(entry), () => entry.enqueuedAt());
+  const xpending = (start: string) => ['XPENDING', stream, group, start, '+', String(batchSize)];
+  let ids = await reader.strings(xpending('-'));
+  while (ids.length > 0) {
+    // Pipelined: this batch's range read, and the next batch's ids.
+    const more = ids.length === batchSize;
+    reader.send([['XRANGE', stream, ids[0] as string, ids[ids.length - 1] as string, 'COUNT', String(ids.length * 2)], ...(more ? [xpending(`(${ids[ids.length - 1]}`)] : [])]);
+    const missed = await readPendingRange(reader, ids, onPending);
+    const next = more ? await reader.readStrings() : [];
+    await reader.entries(missed.map((id) => ['XRANGE', stream, id, id]), onPending);
+    ids = next;
+  }
 }
 
-export async function countBacklog(redis: Redis, options: BacklogOptions): Promise<BacklogReport> {
-  const keys = stemKeys(options.namespace);
-  const run = (body: string, key: string, args: (string | number)[]) => redis.eval(`${prelude}\n${body}`, 1, key, ...args, ...options.keyIds) as Promise<Reply>;
-  const after = options.after.getTime();
-  const total = emptyCount();
-  const bySource: BacklogReport['bySource'][number][] = [];
-  const tallied = (key: string, source: 'stream' | 'pending' | 'delayed') => {
-    const count = emptyCount();
-    bySource.push({ key, source, count });
-    return (reply: Reply) => {
-      add(count, reply);
-      add(total, reply);
-    };
-  };
+/**
+ * Pending entries are usually contiguous (recently delivered, in flight), so a batch's id range is
+ * read in one XRANGE and the pending ones kept by walking both sorted lists together. Returns the
+ * pending ids the range read did not reach (acknowledged entries in between), to fetch one by one.
+ */
+async function readPendingRange(reader: StreamReader, ids: readonly string[], onEntry: (entry: EntryView) => void): Promise<string[]> {
+  let next = 0;
+  const missed: string[] = [];
+  await reader.readEntries((entry) => {
+    const id = entry.id();
+    // pending ids no longer in the stream (deleted) are passed over
+    while (next < ids.length && compareStreamIds(ids[next] as string, id) < 0) missed.push(ids[next++] as string);
+    if (next < ids.length && ids[next] === id) {
+      next += 1;
+      onEntry(entry);
+    }
+  });
+  return [...missed, ...ids.slice(next)];
+}
 
-  for (const stream of await scanKeys(redis, keys.streamPattern, 'stream')) {
+function compareStreamIds(a: string, b: string): number {
+  const [aMs = '0', aSeq = '0'] = a.split('-');
+  const [bMs = '0', bSeq = '0'] = b.split('-');
+  return Number(aMs) - Number(bMs) || Number(aSeq) - Number(bSeq);
+}
+
+async function scanDelayed(reader: StreamReader, tally: Tally, key: string, batchSize: number): Promise<void> {
+  const count = tally.source(key, 'delayed');
+  for (let rank = 0; ; rank += batchSize) {
+    const members = await reader.strings(['ZRANGE', key, String(rank), String(rank + batchSize - 1)]);
+    for (const member of members) {
+      // A member is a whole Envelope.toJson(): args come before headers, so it must be decoded.
+      let envelope: { headers?: Record<string, unknown>; enqueuedAt?: unknown } | null = null;
+      try {
+        envelope = JSON.parse(member);
+      } catch {
+        envelope = null;
+      }
+      const headers = envelope?.headers;
+      const keyId = typeof headers !== 'object' || headers === null ? undefined : typeof headers[SIGNATURE_KEY_HEADER] === 'string' ? (headers[SIGNATURE_KEY_HEADER] as string) : null;
+      count(keyId, () => envelope?.enqueuedAt);
+    }
+    if (members.length < batchSize) break;
+  }
+}
+
+/**
+ * Streams are read on `concurrency` dedicated connections at once, so Redis builds one reply while
+ * we parse another (Redis runs commands one at a time; the overlap is what buys throughput).
+ */
+export async function countBacklog(redis: Redis, endpoint: RedisEndpoint, options: BacklogOptions & { readonly concurrency?: number }): Promise<BacklogReport> {
+  const keys = stemKeys(options.namespace);
+  const tally = new Tally(options);
+  const streams = (await scanKeys(redis, keys.streamPattern, 'stream')).filter((stream) => {
     const queue = keys.queueOfStream(stream);
-    if (queue === null || isControlQueue(queue)) continue;
-    const group = keys.group(queue);
-    const delivered = await lastDelivered(redis, stream, group);
-    const undelivered = tallied(stream, 'stream');
-    for (let start = delivered === null ? '-' : `(${delivered}`; ; ) {
-      const reply = await run(countStream, stream, [start, options.batchSize, after]);
-      undelivered(reply);
-      if (Number(reply[1]) < options.batchSize) break;
-      start = `(${reply[0]}`;
-    }
-    if (delivered === null) continue;
-    const pending = tallied(stream, 'pending');
-    for (let start = '-'; ; ) {
-      const reply = await run(countPending, stream, [group, start, options.batchSize, after]);
-      pending(reply);
-      if (Number(reply[1]) < options.batchSize) break;
-      start = `(${reply[0]}`;
-    }
-  }
-  for (const delayed of await scanKeys(redis, keys.delayedPattern, 'zset')) {
-    const queue = keys.queueOf(delayed, 'delayed');
-    if (queue === null || isControlQueue(queue)) continue;
-    const tally = tallied(delayed, 'delayed');
-    for (let rank = '0'; rank !== ''; ) {
-      const reply = await run(countDelayed, delayed, [rank, options.batchSize, after]);
-      tally(reply);
-      rank = String(reply[0]);
-    }
-  }
-  return { total, bySource };
+    return queue !== null && !isControlQueue(queue);
+  });
+  const delayed = (await scanKeys(redis, keys.delayedPattern, 'zset')).filter((key) => {
+    const queue = keys.queueOf(key, 'delayed');
+    return queue !== null && !isControlQueue(queue);
+  });
+  const work: ((reader: StreamReader) => Promise<void>)[] = [
+    ...streams.map((stream) => (reader: StreamReader) => scanStream(redis, reader, tally, stream, keys.group(keys.queueOfStream(stream) as string), options.batchSize)),
+    ...delayed.map((key) => (reader: StreamReader) => scanDelayed(reader, tally, key, options.batchSize)),
+  ];
+  const workers = Math.max(1, Math.min(options.concurrency ?? 4, work.length));
+  await Promise.all(
+    Array.from({ length: workers }, async () => {
+      const reader = await StreamReader.open(endpoint);
+      try {
+        for (let next = work.shift(); next; next = work.shift()) await next(reader);
+      } finally {
+        reader.close();
+      }
+    }),
+  );
+  return { total: tally.total, bySource: tally.bySource.sort((a, b) => a.key.localeCompare(b.key) || a.source.localeCompare(b.source)) };
 }
