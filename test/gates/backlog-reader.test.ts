@@ -87,12 +87,12 @@ describe('backlog reader over TLS with an ACL user', () => {
     const admin = new Redis({ host: '127.0.0.1', port: secure.port, tls: { ca: readFileSync(pki.ca) } });
     await admin.acl('SETUSER', 'rotor', 'on', '>pw', '~*', '+@all');
     await admin.xadd(keys.stream('q'), '*', ...entry('{"stem-signature-key":"old"}'));
-    const endpoint = (password: string) => ({ url: `rediss://127.0.0.1:${secure.port}/0`, username: 'rotor', passwordEnv: 'TEST_BACKLOG_PW', tls: { ca: pki.ca }, connectTimeout: 2000, commandTimeout: 5000, password });
+    const endpoint = { url: `rediss://127.0.0.1:${secure.port}/0`, username: 'rotor', passwordEnv: 'TEST_BACKLOG_PW', tls: { ca: pki.ca }, connectTimeout: 2000, commandTimeout: 5000 };
     process.env.TEST_BACKLOG_PW = 'pw';
-    const report = await countBacklog(admin, endpoint('pw'), { namespace: 'stem', keyIds: ['old'], after: AFTER, batchSize: 10 });
+    const report = await countBacklog(admin, endpoint, { namespace: 'stem', keyIds: ['old'], after: AFTER, batchSize: 10 });
     expect(report.total.signed).toBe(1);
     process.env.TEST_BACKLOG_PW = 'wrong';
-    await expect(countBacklog(admin, endpoint('wrong'), { namespace: 'stem', keyIds: ['old'], after: AFTER, batchSize: 10 })).rejects.toThrow(/AUTH failed/);
+    await expect(countBacklog(admin, endpoint, { namespace: 'stem', keyIds: ['old'], after: AFTER, batchSize: 10 })).rejects.toThrow(/AUTH failed/);
     admin.disconnect();
     await secure.stop();
   });
