@@ -1,0 +1,35 @@
+/** `check` reaches every signal source a ring's gates read. */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { cli } from '../helpers/cli.js';
+import { tempDir } from '../helpers/fs.js';
+import { RedisServer, freePort } from '../helpers/redis-server.js';
+
+describe('check', () => {
+  it('pings both Redis DBs and each Prometheus; an unreachable one fails the check', async () => {
+    const server = await new RedisServer().start();
+    const dir = tempDir('stem-rotor-check-');
+    cli(['init', '--dir', dir]);
+    const config = join(dir, 'stem-rotor.yaml');
+    const promPort = await freePort();
+    writeFileSync(
+      config,
+      readFileSync(config, 'utf8')
+        .replace('    targets:', `    stem:\n      broker:\n        url: ${server.url(0)}\n      backend:\n        url: ${server.url(1)}\n    targets:`)
+        .replace('      beforeDrop:\n        - type: soak', `      beforeDrop:\n        - type: soak\n        - type: prometheus\n          url: http://127.0.0.1:${promPort}\n          query: sum(stem_tasks_signature_invalid_total)\n          timeout: 1s`),
+    );
+    const result = cli(['check', 'demo', '--config', config, '--json']);
+    const report = JSON.parse(result.stdout).rings[0];
+    expect(report.signals).toEqual([
+      expect.objectContaining({ signal: `broker redis ${server.url(0)}`, ok: true, detail: 'PING PONG' }),
+      expect.objectContaining({ signal: `backend redis ${server.url(1)}`, ok: true }),
+      expect.objectContaining({ signal: expect.stringContaining(`prometheus http://127.0.0.1:${promPort}`), ok: false }),
+    ]);
+    expect(result.code).toBe(1);
+    await server.stop();
+    const down = cli(['check', 'demo', '--config', config]);
+    expect(down.code).toBe(1);
+    expect(down.stdout).toMatch(/broker redis .*: UNREACHABLE/);
+  });
+});
