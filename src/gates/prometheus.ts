@@ -3,7 +3,7 @@
  * unless a liveness query proves the pipeline is alive (S6). Bearer or basic auth from environment
  * variables; a timeout on every request.
  */
-import type { Gate, GateContext, GateResult } from './types.js';
+import { verdictOf, type Gate, type GateContext, type GateResult } from './types.js';
 
 export const GATE_TYPE = 'prometheus';
 
@@ -55,7 +55,7 @@ export function createPrometheusGate(options: PrometheusOptions): Gate {
   return {
     name: options.name,
     async evaluate(context: GateContext): Promise<GateResult> {
-      const result = (verdict: GateResult['verdict'], reason: string, evidence?: Record<string, unknown>): GateResult => ({ name: options.name, verdict, reason, ...(evidence ? { evidence } : {}) });
+      const result = verdictOf(options.name);
       const samples = await instantQuery(options, options.query, context.now);
       const evidence = { query: options.query, samples: samples.slice(0, 20) };
       if (samples.length === 0) {

@@ -4,7 +4,7 @@
  * reloaded its keys.
  */
 import { countBacklog } from '../stem/backlog.js';
-import { keysToDrop, phaseTimes, requireRedis, type Gate, type GateContext, type GateResult } from './types.js';
+import { keysToDrop, phaseTimes, requireRedis, type Gate, type GateContext, verdictOf, type GateResult } from './types.js';
 
 export const GATE_TYPE = 'stem-backlog';
 
@@ -17,7 +17,7 @@ export function createStemBacklogGate(options: StemBacklogOptions): Gate {
   return {
     name: options.name,
     async evaluate(context: GateContext): Promise<GateResult> {
-      const result = (verdict: GateResult['verdict'], reason: string, evidence?: Record<string, unknown>): GateResult => ({ name: options.name, verdict, reason, ...(evidence ? { evidence } : {}) });
+      const result = verdictOf(options.name);
       const times = phaseTimes(context);
       const dropping = keysToDrop(context);
       if (!times || dropping.length === 0) return result('unknown', 'no key is being dropped in the current phase');

@@ -5,7 +5,7 @@
  */
 import type { DlqClass } from '../stem/dead-letters.js';
 import { groupDeadLetters, scanDeadLetters } from '../stem/dead-letters.js';
-import { phaseTimes, requireRedis, type Gate, type GateContext, type GateResult } from './types.js';
+import { phaseTimes, requireRedis, type Gate, type GateContext, verdictOf, type GateResult } from './types.js';
 
 export const GATE_TYPE = 'stem-dlq';
 
@@ -26,7 +26,7 @@ export function createStemDlqGate(options: StemDlqOptions): Gate {
   return {
     name: options.name,
     async evaluate(context: GateContext): Promise<GateResult> {
-      const result = (verdict: GateResult['verdict'], reason: string, evidence?: Record<string, unknown>): GateResult => ({ name: options.name, verdict, reason, ...(evidence ? { evidence } : {}) });
+      const result = verdictOf(options.name);
       const times = phaseTimes(context);
       if (!times) return result('unknown', 'no write time for the current phase');
       const redis = requireRedis(context);

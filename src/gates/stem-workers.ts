@@ -5,7 +5,7 @@
  */
 import { formatDuration } from '../config/duration.js';
 import { stemKeys } from '../stem/redis-keys.js';
-import { phaseTimes, requireRedis, type Gate, type GateContext, type GateResult } from './types.js';
+import { phaseTimes, requireRedis, type Gate, type GateContext, verdictOf, type GateResult } from './types.js';
 
 export const GATE_TYPE = 'stem-workers';
 
@@ -80,7 +80,7 @@ export function createStemWorkersGate(options: StemWorkersOptions): Gate {
   return {
     name: options.name,
     async evaluate(context: GateContext): Promise<GateResult> {
-      const verdict = (v: GateResult['verdict'], reason: string, evidence?: Record<string, unknown>): GateResult => ({ name: options.name, verdict: v, reason, ...(evidence ? { evidence } : {}) });
+      const verdict = verdictOf(options.name);
       const times = phaseTimes(context);
       if (!times) return verdict('unknown', 'no verified write time for the current phase');
       const scan = await scanHeartbeats(context, options.staleAfterMs);

@@ -29,6 +29,11 @@ export interface Gate {
   evaluate(context: GateContext): Promise<GateResult>;
 }
 
+/** A result builder for one gate: `verdictOf(name)('wait', 'why', {evidence})`. */
+export function verdictOf(name: string) {
+  return (verdict: GateResult['verdict'], reason: string, evidence?: Record<string, unknown>): GateResult => ({ name, verdict, reason, ...(evidence ? { evidence } : {}) });
+}
+
 /** The Redis connections of a stem-* gate's context; a config rule guarantees they exist. */
 export function requireRedis(context: GateContext): StemRedis {
   if (!context.redis) throw new Error(`ring "${context.ring.name}" has no stem connection configured`);

@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
 import { tempDir } from './fs.js';
-import { freePort } from './redis-server.js';
+import { freePort, killProcess } from './redis-server.js';
 
 export class SignatureInvalidExporter {
   value = 0;
@@ -77,11 +77,6 @@ export class PrometheusServer {
   }
 
   async stop(): Promise<void> {
-    const child = this.process;
-    if (!child || child.exitCode !== null) return;
-    await new Promise<void>((resolve) => {
-      child.once('exit', () => resolve());
-      child.kill('SIGKILL');
-    });
+    await killProcess(this.process);
   }
 }

@@ -15,6 +15,15 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** SIGKILL a child process and wait until it is gone. */
+export async function killProcess(child: ChildProcess | null): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  await new Promise<void>((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGKILL');
+  });
+}
+
 export class RedisServer {
   private process: ChildProcess | null = null;
   readonly dir = tempDir('stem-rotor-redis-');
@@ -56,12 +65,7 @@ export class RedisServer {
   }
 
   async stop(): Promise<void> {
-    const child = this.process;
-    if (!child || child.exitCode !== null) return;
-    await new Promise<void>((resolve) => {
-      child.once('exit', () => resolve());
-      child.kill('SIGKILL');
-    });
+    await killProcess(this.process);
     this.process = null;
   }
 
