@@ -30,6 +30,11 @@ export interface BacklogOptions {
   /** Envelopes enqueued after this are counted separately ("a signer has not reloaded"). */
   readonly after: Date;
   readonly batchSize: number;
+  /**
+   * A stream longer than this is split by id (time) range into units read on separate connections.
+   * @default 50_000
+   */
+  readonly entriesPerUnit?: number;
 }
 
 function emptyCount(): BacklogCount {
@@ -105,23 +110,42 @@ async function lastDelivered(redis: Redis, stream: string, group: string): Promi
   return null;
 }
 
-async function scanStream(redis: Redis, reader: StreamReader, tally: Tally, stream: string, group: string, batchSize: number): Promise<void> {
-  const delivered = await lastDelivered(redis, stream, group);
-  const undelivered = tally.source(stream, 'stream');
-  for (let start = delivered === null ? '-' : `(${delivered}`; ; ) {
+type Unit = (reader: StreamReader) => Promise<void>;
+
+
+function idMs(id: string): number {
+  return Number(id.split('-')[0]);
+}
+
+/**
+ * Splits [from, to] (ids; `from` may be exclusive "(…") into `parts` ranges by id time, so one big
+ * stream is read on several connections at once. Each range is [start, end) except the last.
+ */
+function splitRange(from: string, to: string, parts: number): { start: string; end: string }[] {
+  const low = from === '-' ? Number.NaN : idMs(from.replace('(', ''));
+  const high = to === '+' ? Number.NaN : idMs(to);
+  if (parts <= 1 || Number.isNaN(low) || Number.isNaN(high) || high - low < parts) return [{ start: from, end: to }];
+  const step = (high - low) / parts;
+  const bounds = Array.from({ length: parts - 1 }, (_, i) => Math.floor(low + step * (i + 1)));
+  return [from, ...bounds.map((ms) => `${ms}-0`)].map((start, i) => ({ start, end: i < bounds.length ? `(${bounds[i]}-0` : to }));
+}
+
+async function readUndelivered(reader: StreamReader, stream: string, range: { start: string; end: string }, batchSize: number, count: ReturnType<Tally['source']>): Promise<void> {
+  for (let start = range.start; ; ) {
     let seen = 0;
-    const last = await reader.entries([['XRANGE', stream, start, '+', 'COUNT', String(batchSize)]], (entry) => {
+    const last = await reader.entries([['XRANGE', stream, start, range.end, 'COUNT', String(batchSize)]], (entry) => {
       seen += 1;
-      undelivered(keyIdOf(entry), () => entry.enqueuedAt());
+      count(keyIdOf(entry), () => entry.enqueuedAt());
     });
     if (seen < batchSize || last === null) break;
     start = `(${last}`;
   }
-  if (delivered === null) return;
-  const pending = tally.source(stream, 'pending');
-  const onPending = (entry: EntryView) => pending(keyIdOf(entry), () => entry.enqueuedAt());
-  const xpending = (start: string) => ['XPENDING', stream, group, start, '+', String(batchSize)];
-  let ids = await reader.strings(xpending('-'));
+}
+
+async function readPendingIds(reader: StreamReader, stream: string, group: string, range: { start: string; end: string }, batchSize: number, count: ReturnType<Tally['source']>): Promise<void> {
+  const onPending = (entry: EntryView) => count(keyIdOf(entry), () => entry.enqueuedAt());
+  const xpending = (start: string) => ['XPENDING', stream, group, start, range.end, String(batchSize)];
+  let ids = await reader.strings(xpending(range.start));
   while (ids.length > 0) {
     // Pipelined: this batch's range read, and the next batch's ids.
     const more = ids.length === batchSize;
@@ -131,6 +155,35 @@ async function scanStream(redis: Redis, reader: StreamReader, tally: Tally, stre
     await reader.entries(missed.map((id) => ['XRANGE', stream, id, id]), onPending);
     ids = next;
   }
+}
+
+function field(reply: unknown[], name: string): unknown {
+  for (let i = 0; i + 1 < reply.length; i += 2) if (reply[i] === name) return reply[i + 1];
+  return undefined;
+}
+
+/** The units of work for one stream: its undelivered entries and its group's pending entries. */
+async function planStream(redis: Redis, tally: Tally, stream: string, group: string, options: BacklogOptions): Promise<Unit[]> {
+  const { batchSize } = options;
+  const perUnit = options.entriesPerUnit ?? 50_000;
+  const info = (await redis.xinfo('STREAM', stream)) as unknown[];
+  const length = Number(field(info, 'length') ?? 0);
+  const lastId = String(field(info, 'last-generated-id') ?? '+');
+  const delivered = await lastDelivered(redis, stream, group);
+  const undelivered = tally.source(stream, 'stream');
+  const from = delivered === null ? '-' : `(${delivered}`;
+  const firstEntry = field(info, 'first-entry');
+  const firstId = Array.isArray(firstEntry) ? String(firstEntry[0]) : '-';
+  const undeliveredFrom = from === '-' ? firstId : from;
+  const units: Unit[] = splitRange(undeliveredFrom, lastId, Math.ceil(length / perUnit)).map((range, index, all) => (reader) =>
+    readUndelivered(reader, stream, index === all.length - 1 ? { ...range, end: '+' } : range, batchSize, undelivered),
+  );
+  if (delivered === null) return units;
+  const [pendingCount, minId, maxId] = (await redis.xpending(stream, group)) as [number, string | null, string | null];
+  if (!pendingCount || minId === null || maxId === null) return units;
+  const pending = tally.source(stream, 'pending');
+  const parts = Math.ceil(Number(pendingCount) / perUnit);
+  return [...units, ...splitRange(minId, maxId, parts).map((range) => (reader: StreamReader) => readPendingIds(reader, stream, group, range, batchSize, pending))];
 }
 
 /**
@@ -194,10 +247,8 @@ export async function countBacklog(redis: Redis, endpoint: RedisEndpoint, option
     const queue = keys.queueOf(key, 'delayed');
     return queue !== null && !isControlQueue(queue);
   });
-  const work: ((reader: StreamReader) => Promise<void>)[] = [
-    ...streams.map((stream) => (reader: StreamReader) => scanStream(redis, reader, tally, stream, keys.group(keys.queueOfStream(stream) as string), options.batchSize)),
-    ...delayed.map((key) => (reader: StreamReader) => scanDelayed(reader, tally, key, options.batchSize)),
-  ];
+  const streamUnits = await Promise.all(streams.map((stream) => planStream(redis, tally, stream, keys.group(keys.queueOfStream(stream) as string), options)));
+  const work: Unit[] = [...streamUnits.flat(), ...delayed.map((key) => (reader: StreamReader) => scanDelayed(reader, tally, key, options.batchSize))];
   const workers = Math.max(1, Math.min(options.concurrency ?? 4, work.length));
   await Promise.all(
     Array.from({ length: workers }, async () => {

@@ -24,8 +24,8 @@ beforeEach(async () => {
 });
 
 const entry = (headers: string, enqueuedAt = '2026-11-28T10:00:00.000000Z', args = '{}') => ['id', 't', 'name', 'n', 'args', args, 'headers', headers, 'enqueuedAt', enqueuedAt, 'queue', 'q', 'meta', '{}'];
-const count = (options: { keyIds?: string[]; batchSize?: number } = {}) =>
-  countBacklog(redis, { url: server.url(0), connectTimeout: 2000, commandTimeout: 10_000 }, { namespace: 'stem', keyIds: options.keyIds ?? ['old'], after: AFTER, batchSize: options.batchSize ?? 100 });
+const count = (options: { keyIds?: string[]; batchSize?: number; entriesPerUnit?: number } = {}) =>
+  countBacklog(redis, { url: server.url(0), connectTimeout: 2000, commandTimeout: 10_000 }, { namespace: 'stem', keyIds: options.keyIds ?? ['old'], after: AFTER, batchSize: options.batchSize ?? 100, entriesPerUnit: options.entriesPerUnit ?? 50_000 });
 
 describe('backlog reader', () => {
   it('counts exactly across many pages and entries larger than a socket chunk', async () => {
@@ -66,6 +66,24 @@ describe('backlog reader', () => {
     const stillPending = Array.from({ length: 250 }, (_, i) => i).filter((i) => i % 3 !== 0 && i !== 11).length;
     expect(pending?.count.signed).toBe(stillPending);
     expect(undelivered?.count.signed).toBe(50);
+  });
+
+  it('splits a big stream by id range across connections without losing or double-counting an entry', async () => {
+    const stream = keys.stream('big');
+    const group = keys.group('big');
+    for (let round = 0; round < 6; round += 1) {
+      const pipeline = redis.pipeline();
+      for (let i = 0; i < 500; i += 1) pipeline.xadd(stream, `${1_800_000_000_000 + round * 1000 + i}-${i % 3}`, ...entry(`{"stem-signature-key":"${i % 2 ? 'old' : 'new'}"}`));
+      await pipeline.exec();
+    }
+    await redis.xgroup('CREATE', stream, group, '0');
+    await redis.xreadgroup('GROUP', group, 'w', 'COUNT', 1200, 'STREAMS', stream, '>');
+    const whole = await count({ batchSize: 64 });
+    const split = await count({ batchSize: 64, entriesPerUnit: 150 });
+    expect(split.total).toEqual(whole.total);
+    expect(split.total).toMatchObject({ scanned: 3000, signed: 1500 });
+    const sources = (report: typeof split) => report.bySource.filter((s) => s.count.scanned > 0).reduce<Record<string, number>>((acc, s) => ({ ...acc, [s.source]: (acc[s.source] ?? 0) + s.count.scanned }), {});
+    expect(sources(split)).toEqual({ stream: 1800, pending: 1200 });
   });
 
   it('a stream without a consumer group is all undelivered; delayed members are decoded whole', async () => {
