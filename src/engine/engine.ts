@@ -10,9 +10,8 @@ import { createProvider } from '../../providers/index.js';
 import type { Provider } from '../../providers/types.js';
 import type { Clock } from '../clock.js';
 import type { RingConfig, TargetConfig } from '../config/schema.js';
-import { changedVariables, holdsKeySet, observeTarget, renderKeySet } from '../core/keyset.js';
+import { changedVariables, holdsKeySet, renderKeySet } from '../core/keyset.js';
 import { STEM_ENV } from '../stem/signing-env.js';
-import { lintSigningEnv, type LintFinding } from '../stem/lint.js';
 import {
   agreedFingerprints,
   assertWriteSafe,
@@ -32,13 +31,12 @@ import {
 } from '../core/machine.js';
 import { phaseOf, type GateOutcome, type ObservedTarget, type RingState, type Transition, type WriteRecord } from '../core/types.js';
 import { ConfigError, ConflictError, GateBlockedError, PartialFailureError, RotorError, isRotorError } from '../errors.js';
-import { buildGates, evaluateGates, gateName, type GateResult } from '../gates/index.js';
+import { buildGates, evaluateGates, type GateResult } from '../gates/index.js';
 import { generateKey, generateKeyId, keyFingerprint, type KeyMaterial, type RandomBytes } from '../stem/keys.js';
 import type { AuditEvent, Lease, StateStore } from '../store/types.js';
-import { StemRedis, redactUrl } from '../stem/redis.js';
-import { stemKeys } from '../stem/redis-keys.js';
-import { instantQuery } from '../gates/prometheus.js';
-import { fieldName, readSigningEnv, readTarget, toFields, writeOrder, type TargetHandle, type TargetRead } from './targets.js';
+import { buildStatus, type StatusReport } from './status.js';
+import { StemRedis } from '../stem/redis.js';
+import { fieldName, readTarget, toFields, writeOrder, type TargetHandle, type TargetRead } from './targets.js';
 
 export interface Actor {
   readonly user: string;
@@ -528,162 +526,4 @@ export function mergeMaterial(reads: readonly TargetRead[]): Map<string, KeyMate
 function blocked(ring: string, action: string, gates: readonly GateOutcome[]): GateBlockedError {
   const reasons = gates.filter((gate) => gate.verdict !== 'pass' && !gate.overridden).map((gate) => `${gate.name} (${gate.verdict}): ${gate.reason}`);
   return new GateBlockedError(`ring "${ring}": ${action} blocked by ${reasons.length} gate(s):\n  - ${reasons.join('\n  - ')}`, reasons);
-}
-
-// ---------------------------------------------------------------- status
-
-export interface StatusReport {
-  readonly ring: string;
-  readonly algorithm: string;
-  readonly phase: string;
-  readonly rotation: RingState['rotation'];
-  readonly transition: { readonly kind: string; readonly writes: readonly WriteRecord[]; readonly desired: Transition['desired'] } | null;
-  readonly keys: readonly { id: string; active: boolean; fingerprint: string; createdAt: string; ageMs: number; presentIn: string[] }[];
-  readonly targets: readonly { name: string; audience: string; provider: string; location: string; version: string | null; keyIds: string[]; activeKeyId: string | null; inSync: boolean; error?: string }[];
-  readonly gates: readonly GateResult[];
-  readonly revokedKeyIds: readonly string[];
-  readonly next: string;
-}
-
-interface TargetStatusInput {
-  readonly name: string;
-  readonly audience: string;
-  readonly provider: Provider;
-  readonly read?: TargetRead;
-  readonly error?: string;
-}
-
-function buildStatus(ring: RingConfig, state: RingState, targets: readonly TargetStatusInput[], gates: readonly GateResult[], now: Date): StatusReport {
-  const keys = state.keys.map((key) => ({
-    id: key.id,
-    active: key.id === state.activeKeyId,
-    fingerprint: key.fingerprint,
-    createdAt: key.createdAt,
-    ageMs: now.getTime() - Date.parse(key.createdAt),
-    presentIn: targets.filter((t) => t.read?.observed.keys.some((k) => k.id === key.id && k.fingerprint === key.fingerprint)).map((t) => t.name),
-  }));
-  const expectedIds = state.keys.map((key) => key.id);
-  const targetRows = targets.map((t) => {
-    const observed = t.read?.observed;
-    const ids = observed?.keys.map((key) => key.id) ?? [];
-    const inSync = observed !== undefined && ids.length === expectedIds.length && expectedIds.every((id) => ids.includes(id)) && (observed.audience === 'verifiers' || observed.activeKeyId === state.activeKeyId);
-    return {
-      name: t.name,
-      audience: t.audience,
-      provider: t.provider.providerName,
-      location: t.provider.location,
-      version: t.read?.snapshot.version ?? null,
-      keyIds: ids,
-      activeKeyId: observed?.activeKeyId ?? null,
-      inSync,
-      ...(t.error ? { error: t.error } : {}),
-    };
-  });
-  return {
-    ring: ring.name,
-    algorithm: state.algorithm,
-    phase: phaseOf(state),
-    rotation: state.rotation,
-    transition: state.transition ? { kind: state.transition.kind, writes: Object.values(state.transition.writes), desired: state.transition.desired } : null,
-    keys,
-    targets: targetRows,
-    gates,
-    revokedKeyIds: state.revokedKeyIds,
-    next: nextAction(ring, state, gates, targetRows),
-  };
-}
-
-function nextAction(ring: RingConfig, state: RingState, gates: readonly GateResult[], targets: readonly { inSync: boolean; name: string; error?: string }[]): string {
-  const broken = targets.filter((t) => t.error);
-  if (broken.length > 0) return `fix unreadable targets: ${broken.map((t) => t.name).join(', ')}`;
-  if (state.transition) return `a ${state.transition.kind} was interrupted: run \`stem-rotor rotate advance ${ring.name}\` to resume it`;
-  const drifted = targets.filter((t) => !t.inSync);
-  if (drifted.length > 0) return `targets drifted from the ring (${drifted.map((t) => t.name).join(', ')}): run \`stem-rotor check ${ring.name}\``;
-  const rotation = state.rotation;
-  if (!rotation) return `stable: run \`stem-rotor rotate start ${ring.name}\` to rotate (scheduled after maxAge)`;
-  const waiting = gates.filter((gate) => gate.verdict !== 'pass');
-  const step = rotation.phase === 'added' && !rotation.aborting ? `activate "${rotation.newKeyId}"` : rotation.aborting ? `remove "${rotation.newKeyId}" (finish abort)` : `drop "${rotation.oldKeyId}"`;
-  if (waiting.length > 0) return `waiting to ${step}: ${waiting.map((gate) => `${gate.name}: ${gate.reason}`).join('; ')}`;
-  return `ready: run \`stem-rotor rotate advance ${ring.name}\` to ${step}`;
-}
-
-// ---------------------------------------------------------------- check
-
-export interface SignalCheck {
-  readonly signal: string;
-  readonly ok: boolean;
-  readonly detail: string;
-}
-
-/** Reaches every evidence source the ring's gates read: Stem's broker and backend Redis, each Prometheus. */
-async function checkSignals(ring: RingConfig): Promise<SignalCheck[]> {
-  const checks: Promise<SignalCheck>[] = [];
-  const attempt = (signal: string, probe: () => Promise<string>) =>
-    checks.push(probe().then((detail) => ({ signal, ok: true, detail }), (error: Error) => ({ signal, ok: false, detail: error.message })));
-  const redis = ring.stem ? new StemRedis(ring.stem) : null;
-  if (ring.stem && redis) {
-    const namespace = ring.stem.namespace;
-    attempt(`broker redis ${redactUrl(ring.stem.broker.url)}`, async () => `PING ${await (await redis.broker()).ping()}`);
-    attempt(`backend redis ${redactUrl((ring.stem.backend ?? ring.stem.broker).url)}`, async () => {
-      const backend = await redis.backend();
-      return `${await backend.scard(stemKeys(namespace).heartbeatSet)} workers in ${namespace}:worker:heartbeats`;
-    });
-  }
-  for (const gate of [...ring.gates.beforeActivate, ...ring.gates.beforeDrop]) {
-    if (gate.type !== 'prometheus') continue;
-    const options = { name: gateName(gate), url: gate.url, query: gate.query, timeoutMs: gate.timeout, ...(gate.bearerTokenEnv ? { bearerTokenEnv: gate.bearerTokenEnv } : {}), ...(gate.username ? { username: gate.username } : {}), ...(gate.passwordEnv ? { passwordEnv: gate.passwordEnv } : {}) };
-    attempt(`prometheus ${gate.url} (${gateName(gate)})`, async () => `${(await instantQuery(options, gate.query, new Date())).length} series for ${gate.query}`);
-  }
-  try {
-    return await Promise.all(checks);
-  } finally {
-    await redis?.close();
-  }
-}
-
-export interface CheckReport {
-  readonly ring: string;
-  readonly ok: boolean;
-  readonly signals: readonly SignalCheck[];
-  readonly targets: readonly { name: string; location: string; reachable: boolean; findings: readonly LintFinding[]; error?: string }[];
-  readonly agreement: string;
-  readonly exitCode: number;
-}
-
-/** `check`: reach every target, parse and lint its Stem config, and prove the targets agree (S10). */
-export async function checkRing(engine: RingEngine, handles: readonly TargetHandle[]): Promise<CheckReport> {
-  const targets = await Promise.all(
-    handles.map(async (handle) => {
-      const base = { name: handle.config.name, location: handle.provider.location };
-      let env;
-      try {
-        env = (await readSigningEnv(handle)).env;
-      } catch (error) {
-        return { ...base, reachable: false, findings: [], error: (error as Error).message, exitCode: isRotorError(error) ? error.exitCode : 1 };
-      }
-      const findings = lintSigningEnv(env);
-      try {
-        observeTarget(handle.config.name, handle.config.audience, engine.ring.algorithm, env);
-        return { ...base, reachable: true, findings, exitCode: 0 };
-      } catch (error) {
-        return { ...base, reachable: true, findings, error: (error as Error).message, exitCode: isRotorError(error) ? error.exitCode : 1 };
-      }
-    }),
-  );
-  let agreement = 'not checked: some targets have problems';
-  let agreementExit = 0;
-  if (targets.every((target) => target.exitCode === 0)) {
-    try {
-      const reads = await engine.readAll();
-      const { state } = await engine.currentState(reads);
-      checkTargets(state, reads.map((read) => read.observed));
-      agreement = state.transition ? `targets are within the interrupted ${state.transition.kind}; resume it with rotate advance` : 'every target agrees with the ring';
-    } catch (error) {
-      agreement = (error as Error).message;
-      agreementExit = isRotorError(error) ? error.exitCode : 1;
-    }
-  }
-  const signals = await checkSignals(engine.ring);
-  const exitCode = Math.max(agreementExit, signals.every((signal) => signal.ok) ? 0 : 1, ...targets.map((target) => target.exitCode));
-  return { ring: engine.ring.name, ok: exitCode === 0, signals, targets: targets.map(({ exitCode: _unused, ...rest }) => rest), agreement, exitCode };
 }

@@ -1,4 +1,4 @@
-import { checkRing } from '../../engine/engine.js';
+import { checkRing } from '../../engine/check.js';
 import { createContext, print, type CommonOptions } from '../context.js';
 
 export async function checkCommand(ring: string | undefined, options: CommonOptions): Promise<number> {

@@ -1,0 +1,91 @@
+/** `check`: reach every target and signal source, parse and lint every target, prove the targets agree. */
+import type { RingConfig } from '../config/schema.js';
+import { observeTarget } from '../core/keyset.js';
+import { checkTargets } from '../core/machine.js';
+import { isRotorError } from '../errors.js';
+import { gateName } from '../gates/index.js';
+import { instantQuery } from '../gates/prometheus.js';
+import { lintSigningEnv, type LintFinding } from '../stem/lint.js';
+import { stemKeys } from '../stem/redis-keys.js';
+import { StemRedis, redactUrl } from '../stem/redis.js';
+import type { RingEngine } from './engine.js';
+import { readSigningEnv, type TargetHandle } from './targets.js';
+
+export interface SignalCheck {
+  readonly signal: string;
+  readonly ok: boolean;
+  readonly detail: string;
+}
+
+/** Reaches every evidence source the ring's gates read: Stem's broker and backend Redis, each Prometheus. */
+async function checkSignals(ring: RingConfig): Promise<SignalCheck[]> {
+  const checks: Promise<SignalCheck>[] = [];
+  const attempt = (signal: string, probe: () => Promise<string>) =>
+    checks.push(probe().then((detail) => ({ signal, ok: true, detail }), (error: Error) => ({ signal, ok: false, detail: error.message })));
+  const redis = ring.stem ? new StemRedis(ring.stem) : null;
+  if (ring.stem && redis) {
+    const namespace = ring.stem.namespace;
+    attempt(`broker redis ${redactUrl(ring.stem.broker.url)}`, async () => `PING ${await (await redis.broker()).ping()}`);
+    attempt(`backend redis ${redactUrl((ring.stem.backend ?? ring.stem.broker).url)}`, async () => {
+      const backend = await redis.backend();
+      return `${await backend.scard(stemKeys(namespace).heartbeatSet)} workers in ${namespace}:worker:heartbeats`;
+    });
+  }
+  for (const gate of [...ring.gates.beforeActivate, ...ring.gates.beforeDrop]) {
+    if (gate.type !== 'prometheus') continue;
+    const options = { name: gateName(gate), url: gate.url, query: gate.query, timeoutMs: gate.timeout, ...(gate.bearerTokenEnv ? { bearerTokenEnv: gate.bearerTokenEnv } : {}), ...(gate.username ? { username: gate.username } : {}), ...(gate.passwordEnv ? { passwordEnv: gate.passwordEnv } : {}) };
+    attempt(`prometheus ${gate.url} (${gateName(gate)})`, async () => `${(await instantQuery(options, gate.query, new Date())).length} series for ${gate.query}`);
+  }
+  try {
+    return await Promise.all(checks);
+  } finally {
+    await redis?.close();
+  }
+}
+
+export interface CheckReport {
+  readonly ring: string;
+  readonly ok: boolean;
+  readonly signals: readonly SignalCheck[];
+  readonly targets: readonly { name: string; location: string; reachable: boolean; findings: readonly LintFinding[]; error?: string }[];
+  readonly agreement: string;
+  readonly exitCode: number;
+}
+
+/** `check`: reach every target, parse and lint its Stem config, and prove the targets agree (S10). */
+export async function checkRing(engine: RingEngine, handles: readonly TargetHandle[]): Promise<CheckReport> {
+  const targets = await Promise.all(
+    handles.map(async (handle) => {
+      const base = { name: handle.config.name, location: handle.provider.location };
+      let env;
+      try {
+        env = (await readSigningEnv(handle)).env;
+      } catch (error) {
+        return { ...base, reachable: false, findings: [], error: (error as Error).message, exitCode: isRotorError(error) ? error.exitCode : 1 };
+      }
+      const findings = lintSigningEnv(env);
+      try {
+        observeTarget(handle.config.name, handle.config.audience, engine.ring.algorithm, env);
+        return { ...base, reachable: true, findings, exitCode: 0 };
+      } catch (error) {
+        return { ...base, reachable: true, findings, error: (error as Error).message, exitCode: isRotorError(error) ? error.exitCode : 1 };
+      }
+    }),
+  );
+  let agreement = 'not checked: some targets have problems';
+  let agreementExit = 0;
+  if (targets.every((target) => target.exitCode === 0)) {
+    try {
+      const reads = await engine.readAll();
+      const { state } = await engine.currentState(reads);
+      checkTargets(state, reads.map((read) => read.observed));
+      agreement = state.transition ? `targets are within the interrupted ${state.transition.kind}; resume it with rotate advance` : 'every target agrees with the ring';
+    } catch (error) {
+      agreement = (error as Error).message;
+      agreementExit = isRotorError(error) ? error.exitCode : 1;
+    }
+  }
+  const signals = await checkSignals(engine.ring);
+  const exitCode = Math.max(agreementExit, signals.every((signal) => signal.ok) ? 0 : 1, ...targets.map((target) => target.exitCode));
+  return { ring: engine.ring.name, ok: exitCode === 0, signals, targets: targets.map(({ exitCode: _unused, ...rest }) => rest), agreement, exitCode };
+}

@@ -1,0 +1,82 @@
+/** `status`: the ring's phase, keys (age, fingerprint, where present), targets, gate verdicts, next action. */
+import type { Provider } from '../../providers/types.js';
+import type { RingConfig } from '../config/schema.js';
+import { phaseOf, type RingState, type Transition, type WriteRecord } from '../core/types.js';
+import type { GateResult } from '../gates/index.js';
+import type { TargetRead } from './targets.js';
+
+export interface StatusReport {
+  readonly ring: string;
+  readonly algorithm: string;
+  readonly phase: string;
+  readonly rotation: RingState['rotation'];
+  readonly transition: { readonly kind: string; readonly writes: readonly WriteRecord[]; readonly desired: Transition['desired'] } | null;
+  readonly keys: readonly { id: string; active: boolean; fingerprint: string; createdAt: string; ageMs: number; presentIn: string[] }[];
+  readonly targets: readonly { name: string; audience: string; provider: string; location: string; version: string | null; keyIds: string[]; activeKeyId: string | null; inSync: boolean; error?: string }[];
+  readonly gates: readonly GateResult[];
+  readonly revokedKeyIds: readonly string[];
+  readonly next: string;
+}
+
+export interface TargetStatusInput {
+  readonly name: string;
+  readonly audience: string;
+  readonly provider: Provider;
+  readonly read?: TargetRead;
+  readonly error?: string;
+}
+
+export function buildStatus(ring: RingConfig, state: RingState, targets: readonly TargetStatusInput[], gates: readonly GateResult[], now: Date): StatusReport {
+  const keys = state.keys.map((key) => ({
+    id: key.id,
+    active: key.id === state.activeKeyId,
+    fingerprint: key.fingerprint,
+    createdAt: key.createdAt,
+    ageMs: now.getTime() - Date.parse(key.createdAt),
+    presentIn: targets.filter((t) => t.read?.observed.keys.some((k) => k.id === key.id && k.fingerprint === key.fingerprint)).map((t) => t.name),
+  }));
+  const expectedIds = state.keys.map((key) => key.id);
+  const targetRows = targets.map((t) => {
+    const observed = t.read?.observed;
+    const ids = observed?.keys.map((key) => key.id) ?? [];
+    const inSync = observed !== undefined && ids.length === expectedIds.length && expectedIds.every((id) => ids.includes(id)) && (observed.audience === 'verifiers' || observed.activeKeyId === state.activeKeyId);
+    return {
+      name: t.name,
+      audience: t.audience,
+      provider: t.provider.providerName,
+      location: t.provider.location,
+      version: t.read?.snapshot.version ?? null,
+      keyIds: ids,
+      activeKeyId: observed?.activeKeyId ?? null,
+      inSync,
+      ...(t.error ? { error: t.error } : {}),
+    };
+  });
+  return {
+    ring: ring.name,
+    algorithm: state.algorithm,
+    phase: phaseOf(state),
+    rotation: state.rotation,
+    transition: state.transition ? { kind: state.transition.kind, writes: Object.values(state.transition.writes), desired: state.transition.desired } : null,
+    keys,
+    targets: targetRows,
+    gates,
+    revokedKeyIds: state.revokedKeyIds,
+    next: nextAction(ring, state, gates, targetRows),
+  };
+}
+
+function nextAction(ring: RingConfig, state: RingState, gates: readonly GateResult[], targets: readonly { inSync: boolean; name: string; error?: string }[]): string {
+  const broken = targets.filter((t) => t.error);
+  if (broken.length > 0) return `fix unreadable targets: ${broken.map((t) => t.name).join(', ')}`;
+  if (state.transition) return `a ${state.transition.kind} was interrupted: run \`stem-rotor rotate advance ${ring.name}\` to resume it`;
+  const drifted = targets.filter((t) => !t.inSync);
+  if (drifted.length > 0) return `targets drifted from the ring (${drifted.map((t) => t.name).join(', ')}): run \`stem-rotor check ${ring.name}\``;
+  const rotation = state.rotation;
+  if (!rotation) return `stable: run \`stem-rotor rotate start ${ring.name}\` to rotate (scheduled after maxAge)`;
+  const waiting = gates.filter((gate) => gate.verdict !== 'pass');
+  const step = rotation.phase === 'added' && !rotation.aborting ? `activate "${rotation.newKeyId}"` : rotation.aborting ? `remove "${rotation.newKeyId}" (finish abort)` : `drop "${rotation.oldKeyId}"`;
+  if (waiting.length > 0) return `waiting to ${step}: ${waiting.map((gate) => `${gate.name}: ${gate.reason}`).join('; ')}`;
+  return `ready: run \`stem-rotor rotate advance ${ring.name}\` to ${step}`;
+}
+
