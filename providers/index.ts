@@ -10,5 +10,17 @@ export async function createProvider(target: TargetConfig): Promise<Provider> {
       const { default: createDotenvProvider } = await import('./dotenv.js');
       return createDotenvProvider({ target: target.name, path: target.path });
     }
+    case 'vault-kv2': {
+      const { default: createVaultKv2Provider } = await import('./vault-kv2.js');
+      return createVaultKv2Provider({
+        target: target.name,
+        mount: target.mount,
+        path: target.path,
+        ...(target.address ? { address: target.address } : {}),
+        ...(target.namespace ? { namespace: target.namespace } : {}),
+        ...(target.caFile ? { caFile: target.caFile } : {}),
+        ...(target.auth ? { auth: target.auth } : {}),
+      });
+    }
   }
 }

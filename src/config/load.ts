@@ -4,7 +4,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
-import { configSchema, defaultGates, type RawConfig, type RingConfig, type StoreConfig } from './schema.js';
+import { configSchema, defaultGates, targetLocation, type RawConfig, type RingConfig, type StoreConfig } from './schema.js';
 
 export const DEFAULT_CONFIG_FILE = 'stem-rotor.yaml';
 
@@ -82,14 +82,15 @@ const rules: Rule[] = [
   },
 ];
 
-function oneTargetPerFile(rings: readonly RingConfig[]): string[] {
+function oneTargetPerPlace(rings: readonly RingConfig[]): string[] {
   const owners = new Map<string, string>();
   const errors: string[] = [];
   for (const ring of rings) {
     for (const target of ring.targets) {
-      const owner = owners.get(target.path);
-      if (owner) errors.push(`rings.${ring.name}: target "${target.name}" uses ${target.path}, already used by ${owner}`);
-      owners.set(target.path, `${ring.name}/${target.name}`);
+      const place = targetLocation(target);
+      const owner = owners.get(place);
+      if (owner) errors.push(`rings.${ring.name}: target "${target.name}" uses ${place}, already used by ${owner}`);
+      owners.set(place, `${ring.name}/${target.name}`);
     }
   }
   return errors;
@@ -109,9 +110,9 @@ export function parseConfig(document: unknown, path: string): Config {
       beforeActivate: ring.gates.beforeActivate ?? defaultGates(ring.stem !== undefined).beforeActivate,
       beforeDrop: ring.gates.beforeDrop ?? defaultGates(ring.stem !== undefined).beforeDrop,
     },
-    targets: ring.targets.map((target) => ({ ...target, path: within(target.path) })),
+    targets: ring.targets.map((target) => (target.provider === 'dotenv' ? { ...target, path: within(target.path) } : target.provider === 'vault-kv2' && target.caFile ? { ...target, caFile: within(target.caFile) } : target)),
   }));
-  errors.push(...oneTargetPerFile(rings));
+  errors.push(...oneTargetPerPlace(rings));
   if (errors.length > 0) throw new ConfigError(`invalid config ${path}:\n  ${errors.join('\n  ')}`);
   const store = { ...parsed.data.store, dir: within(parsed.data.store.dir) };
   return { path, store, rings };

@@ -23,7 +23,35 @@ export const dotenvTargetSchema = z.strictObject({
   path: z.string().min(1).describe('the .env file, relative to the config file'),
 });
 
-export const targetSchema = z.discriminatedUnion('provider', [dotenvTargetSchema]);
+const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name');
+
+export const vaultKv2TargetSchema = z.strictObject({
+  ...targetBase,
+  provider: z.literal('vault-kv2'),
+  mount: z.string().min(1).regex(/^[^/].*[^/]$|^[^/]$/, 'no leading or trailing "/"').describe('the KV v2 mount, e.g. secret'),
+  path: z.string().min(1).regex(/^[^/].*[^/]$|^[^/]$/, 'no leading or trailing "/"').describe('the secret path inside the mount'),
+  address: z.url().optional().describe('default $VAULT_ADDR'),
+  namespace: z.string().min(1).optional().describe('Vault Enterprise namespace; default $VAULT_NAMESPACE'),
+  caFile: z.string().min(1).optional().describe('PEM CA bundle; default $VAULT_CACERT'),
+  auth: z
+    .discriminatedUnion('method', [
+      z.strictObject({ method: z.literal('token'), tokenEnv: envName.optional().describe('default VAULT_TOKEN') }),
+      z.strictObject({ method: z.literal('approle'), roleIdEnv: envName, secretIdEnv: envName, mount: z.string().min(1).optional() }),
+    ])
+    .optional(),
+});
+
+export const targetSchema = z.discriminatedUnion('provider', [dotenvTargetSchema, vaultKv2TargetSchema]);
+
+/** Where a target lives, for "two targets on one place" checks and messages. */
+export function targetLocation(target: TargetConfig): string {
+  switch (target.provider) {
+    case 'dotenv':
+      return `file ${target.path}`;
+    case 'vault-kv2':
+      return `vault ${target.address ?? '$VAULT_ADDR'} ${target.namespace ?? ''}/${target.mount}/data/${target.path}`;
+  }
+}
 export type TargetConfig = z.infer<typeof targetSchema>;
 
 export const redisEndpointSchema = z.strictObject({

@@ -1,5 +1,5 @@
 /** Runs the built CLI as a user would, and keeps every output for the secret-leak scan. */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseDotenv } from '../../providers/dotenv.js';
@@ -27,6 +27,22 @@ export function cli(args: readonly string[], options: { cwd?: string; env?: Reco
   const out = { code: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
   outputs.push(out.stdout, out.stderr);
   return out;
+}
+
+/** The same, without blocking the event loop: for tests whose emulators run in this process. */
+export function cliAsync(args: readonly string[], options: { cwd?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: options.cwd, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.once('error', reject);
+    child.once('close', (code) => {
+      outputs.push(stdout, stderr);
+      resolve({ code: code ?? -1, stdout, stderr });
+    });
+  });
 }
 
 /** Every secret (HMAC secret, Ed25519 seed) in a dotenv file, in every encoding it could leak in. */

@@ -1,0 +1,114 @@
+/** A ring spanning a dotenv file and a Vault KV v2 secret: rotation, revoke, concurrent edits, no leaks. */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/config/load.js';
+import type { RingConfig } from '../../src/config/schema.js';
+import { RingEngine } from '../../src/engine/engine.js';
+import { TargetContentError } from '../../src/errors.js';
+import { generateKey } from '../../src/stem/keys.js';
+import { formatKeyList, loadStemSigningConfig } from '../../src/stem/signing-env.js';
+import { createFileStore } from '../../src/store/file.js';
+import { cliAsync, findLeaks } from '../helpers/cli.js';
+import { SimulatedClock } from '../helpers/clock.js';
+import { tempDir } from '../helpers/fs.js';
+import { seededRandom } from '../helpers/random.js';
+import { VaultEmulator } from '../emulators/vault.js';
+
+let vault: VaultEmulator;
+beforeAll(async () => {
+  vault = await new VaultEmulator().start();
+  process.env.VAULT_TOKEN = 'root-token';
+});
+afterAll(async () => {
+  delete process.env.VAULT_TOKEN;
+  await vault.stop();
+});
+
+function setup(path: string) {
+  const dir = tempDir('stem-rotor-mixed-');
+  const key = generateKey('hmac-sha256', 'mixed-20260101-0001', seededRandom(path));
+  const keys = formatKeyList([{ id: key.id, material: key.secret as Buffer }]);
+  writeFileSync(join(dir, 'producers.env'), `APP=1\nSTEM_SIGNING_KEYS=${keys}\nSTEM_SIGNING_ACTIVE_KEY=${key.id}\n`);
+  vault.namespaces.clear();
+  vault.mount('secret');
+  vault.put('secret', path, { SIGNING_KEYS: keys, SIGNING_ACTIVE: key.id, DATABASE_URL: 'postgres://keep' });
+  const document = {
+    store: { type: 'file', dir: 'state' },
+    rings: {
+      mixed: {
+        keyIdPrefix: 'mixed-',
+        targets: [
+          { name: 'producers', provider: 'dotenv', path: 'producers.env' },
+          { name: 'workers', provider: 'vault-kv2', address: vault.address, mount: 'secret', path, fields: { STEM_SIGNING_KEYS: 'SIGNING_KEYS', STEM_SIGNING_ACTIVE_KEY: 'SIGNING_ACTIVE', STEM_SIGNING_ALGORITHM: 'SIGNING_ALG' } },
+        ],
+      },
+    },
+  };
+  writeFileSync(join(dir, 'stem-rotor.json'), JSON.stringify(document));
+  const config = parseConfig(document, join(dir, 'stem-rotor.json'));
+  const clock = new SimulatedClock();
+  const engine = () => new RingEngine(config.rings[0] as RingConfig, { store: createFileStore({ dir: config.store.dir, clock }), clock, randomBytes: seededRandom(`${path}:run`), actor: { user: 't', host: 'h' } });
+  const vaultConfig = () => {
+    const data = vault.current('secret', path)?.data as Record<string, string>;
+    return loadStemSigningConfig({ STEM_SIGNING_KEYS: data.SIGNING_KEYS, STEM_SIGNING_ACTIVE_KEY: data.SIGNING_ACTIVE, STEM_SIGNING_ALGORITHM: data.SIGNING_ALG });
+  };
+  return { dir, key, clock, engine, vaultConfig };
+}
+
+describe('a ring spanning dotenv and Vault', () => {
+  it('rotates through every phase, with the Vault secret versioned and its other fields kept', async () => {
+    const { key, clock, engine, vaultConfig } = setup('stem/rotate');
+    const started = await engine().start();
+    const newId = started.newKey?.id as string;
+    expect([...vaultConfig().verificationKeys.keys()]).toEqual([key.id, newId]);
+    clock.increment(10 * 60_000);
+    await engine().advance();
+    expect(vaultConfig().activeKeyId).toBe(newId);
+    clock.increment(60 * 60_000);
+    await engine().advance();
+    expect([...vaultConfig().verificationKeys.keys()]).toEqual([newId]);
+    expect(vault.current('secret', 'stem/rotate')?.data.DATABASE_URL).toBe('postgres://keep');
+    const status = await engine().status();
+    expect(status.targets).toEqual([
+      expect.objectContaining({ name: 'producers', provider: 'dotenv', inSync: true }),
+      expect.objectContaining({ name: 'workers', provider: 'vault-kv2', inSync: true, version: expect.stringMatching(/^kv2:\d+$/) }),
+    ]);
+  });
+
+  it('revokes the active key in both stores in one fan-out', async () => {
+    const { dir, key, engine, vaultConfig } = setup('stem/revoke');
+    const result = await engine().revoke(key.id, { reason: 'leak' });
+    const fresh = result.transition?.desired.activeKeyId as string;
+    expect([...vaultConfig().verificationKeys.keys()]).toEqual([fresh]);
+    expect(readFileSync(join(dir, 'producers.env'), 'utf8')).toContain(`STEM_SIGNING_ACTIVE_KEY=${fresh}`);
+  });
+
+  it('a Vault secret changed by someone else mid-rotation is detected and never overwritten blindly', async () => {
+    const { clock, engine } = setup('stem/tamper');
+    await engine().start();
+    clock.increment(10 * 60_000);
+    const foreign = generateKey('hmac-sha256', 'intruder', seededRandom('intruder'));
+    vault.put('secret', 'stem/tamper', { SIGNING_KEYS: formatKeyList([{ id: 'intruder', material: foreign.secret as Buffer }]), SIGNING_ACTIVE: 'intruder' });
+    await expect(engine().advance()).rejects.toBeInstanceOf(TargetContentError);
+    expect(vault.current('secret', 'stem/tamper')?.data.SIGNING_ACTIVE).toBe('intruder');
+  });
+
+  it('through the CLI with node-vault debugging switched on, no key material reaches any output', async () => {
+    const { dir } = setup('stem/cli');
+    const config = join(dir, 'stem-rotor.json');
+    const env = { VAULT_TOKEN: 'root-token', DEBUG: '*' };
+    const outputs = [
+      await cliAsync(['rotate', 'start', 'mixed', '--config', config], { env }),
+      await cliAsync(['status', 'mixed', '--config', config, '--json'], { env }),
+      await cliAsync(['revoke', 'mixed', 'mixed-20260101-0001', '--reason', 'x', '--yes', '--config', config], { env }),
+    ];
+    expect(outputs.map((o) => o.code)).toEqual([0, 0, 0]);
+    const secrets = vault.requests.filter((r) => r.method === 'POST' && r.path.includes('/data/')).flatMap((r) => {
+      const keys = String((JSON.parse(r.body) as { data: Record<string, string> }).data.SIGNING_KEYS ?? '');
+      return keys.split(',').map((entry) => entry.split(':')[1] ?? '').filter(Boolean);
+    });
+    expect(secrets.length).toBeGreaterThan(2);
+    expect(findLeaks(secrets, outputs.flatMap((o) => [o.stdout, o.stderr]))).toEqual([]);
+  });
+});
