@@ -22,5 +22,16 @@ export async function createProvider(target: TargetConfig): Promise<Provider> {
         ...(target.auth ? { auth: target.auth } : {}),
       });
     }
+    case 'kubernetes-secret': {
+      const { default: createKubernetesSecretProvider } = await import('./kubernetes-secret.js');
+      return createKubernetesSecretProvider({
+        target: target.name,
+        namespace: target.namespace,
+        name: target.secret,
+        restartDeployments: target.restartDeployments,
+        ...(target.kubeconfig ? { kubeconfig: target.kubeconfig } : {}),
+        ...(target.context ? { context: target.context } : {}),
+      });
+    }
   }
 }

@@ -110,7 +110,16 @@ export function parseConfig(document: unknown, path: string): Config {
       beforeActivate: ring.gates.beforeActivate ?? defaultGates(ring.stem !== undefined).beforeActivate,
       beforeDrop: ring.gates.beforeDrop ?? defaultGates(ring.stem !== undefined).beforeDrop,
     },
-    targets: ring.targets.map((target) => (target.provider === 'dotenv' ? { ...target, path: within(target.path) } : target.provider === 'vault-kv2' && target.caFile ? { ...target, caFile: within(target.caFile) } : target)),
+    targets: ring.targets.map((target) => {
+      switch (target.provider) {
+        case 'dotenv':
+          return { ...target, path: within(target.path) };
+        case 'vault-kv2':
+          return target.caFile ? { ...target, caFile: within(target.caFile) } : target;
+        case 'kubernetes-secret':
+          return target.kubeconfig ? { ...target, kubeconfig: within(target.kubeconfig) } : target;
+      }
+    }),
   }));
   errors.push(...oneTargetPerPlace(rings));
   if (errors.length > 0) throw new ConfigError(`invalid config ${path}:\n  ${errors.join('\n  ')}`);

@@ -41,7 +41,19 @@ export const vaultKv2TargetSchema = z.strictObject({
     .optional(),
 });
 
-export const targetSchema = z.discriminatedUnion('provider', [dotenvTargetSchema, vaultKv2TargetSchema]);
+const dnsName = z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'a Kubernetes object name');
+
+export const kubernetesSecretTargetSchema = z.strictObject({
+  ...targetBase,
+  provider: z.literal('kubernetes-secret'),
+  namespace: dnsName,
+  secret: dnsName.describe("the Secret's name"),
+  kubeconfig: z.string().min(1).optional().describe('default: $KUBECONFIG, ~/.kube/config, or in-cluster'),
+  context: z.string().min(1).optional(),
+  restartDeployments: z.array(dnsName).default([]).describe('Deployments to roll after every write (kubectl rollout restart)'),
+});
+
+export const targetSchema = z.discriminatedUnion('provider', [dotenvTargetSchema, vaultKv2TargetSchema, kubernetesSecretTargetSchema]);
 
 /** Where a target lives, for "two targets on one place" checks and messages. */
 export function targetLocation(target: TargetConfig): string {
@@ -50,6 +62,8 @@ export function targetLocation(target: TargetConfig): string {
       return `file ${target.path}`;
     case 'vault-kv2':
       return `vault ${target.address ?? '$VAULT_ADDR'} ${target.namespace ?? ''}/${target.mount}/data/${target.path}`;
+    case 'kubernetes-secret':
+      return `kubernetes ${target.kubeconfig ?? '(default kubeconfig)'} ${target.context ?? ''} ${target.namespace}/${target.secret}`;
   }
 }
 export type TargetConfig = z.infer<typeof targetSchema>;

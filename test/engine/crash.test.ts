@@ -99,7 +99,7 @@ function observe(h: Harness, spec: RingSpec): Promise<Outcome> {
   const algorithm = spec.algorithm ?? 'hmac-sha256';
   const targets: Outcome['targets'] = {};
   for (const target of h.ring.targets) {
-    const content = readFileSync(target.path, 'utf8');
+    const content = readFileSync(h.path(target.name), 'utf8');
     const env: SigningEnv = {};
     for (const [name, a] of parseDotenv(content, STEM_ENV_NAMES, target.name)) env[name as keyof SigningEnv] = a.value;
     const config = loadStemSigningConfig(env);

@@ -14,15 +14,19 @@ import { SimulatedClock } from '../helpers/clock.js';
 import { tempDir } from '../helpers/fs.js';
 import { seededRandom } from '../helpers/random.js';
 import { VaultEmulator } from '../emulators/vault.js';
+import { KubernetesEmulator } from '../emulators/kubernetes.js';
 
 let vault: VaultEmulator;
+let kube: KubernetesEmulator;
 beforeAll(async () => {
   vault = await new VaultEmulator().start();
+  kube = await new KubernetesEmulator().start();
   process.env.VAULT_TOKEN = 'root-token';
 });
 afterAll(async () => {
   delete process.env.VAULT_TOKEN;
   await vault.stop();
+  await kube.stop();
 });
 
 function setup(path: string) {
@@ -33,6 +37,9 @@ function setup(path: string) {
   vault.namespaces.clear();
   vault.mount('secret');
   vault.put('secret', path, { SIGNING_KEYS: keys, SIGNING_ACTIVE: key.id, DATABASE_URL: 'postgres://keep' });
+  const secret = path.replace(/\//g, '-');
+  kube.putSecret('stem', secret, { STEM_SIGNING_KEYS: keys, STEM_SIGNING_ACTIVE_KEY: key.id, OTHER: 'keep' });
+  kube.putDeployment('stem', 'beat');
   const document = {
     store: { type: 'file', dir: 'state' },
     rings: {
@@ -41,6 +48,7 @@ function setup(path: string) {
         targets: [
           { name: 'producers', provider: 'dotenv', path: 'producers.env' },
           { name: 'workers', provider: 'vault-kv2', address: vault.address, mount: 'secret', path, fields: { STEM_SIGNING_KEYS: 'SIGNING_KEYS', STEM_SIGNING_ACTIVE_KEY: 'SIGNING_ACTIVE', STEM_SIGNING_ALGORITHM: 'SIGNING_ALG' } },
+          { name: 'beat', provider: 'kubernetes-secret', kubeconfig: kube.kubeconfig(), namespace: 'stem', secret, restartDeployments: ['beat'] },
         ],
       },
     },
@@ -53,12 +61,16 @@ function setup(path: string) {
     const data = vault.current('secret', path)?.data as Record<string, string>;
     return loadStemSigningConfig({ STEM_SIGNING_KEYS: data.SIGNING_KEYS, STEM_SIGNING_ACTIVE_KEY: data.SIGNING_ACTIVE, STEM_SIGNING_ALGORITHM: data.SIGNING_ALG });
   };
-  return { dir, key, clock, engine, vaultConfig };
+  const kubeConfig = () => {
+    const data = kube.secretData('stem', secret);
+    return loadStemSigningConfig({ STEM_SIGNING_KEYS: data.STEM_SIGNING_KEYS, STEM_SIGNING_ACTIVE_KEY: data.STEM_SIGNING_ACTIVE_KEY });
+  };
+  return { dir, key, clock, engine, vaultConfig, kubeConfig, secret };
 }
 
-describe('a ring spanning dotenv and Vault', () => {
+describe('a ring spanning dotenv, Vault and Kubernetes', () => {
   it('rotates through every phase, with the Vault secret versioned and its other fields kept', async () => {
-    const { key, clock, engine, vaultConfig } = setup('stem/rotate');
+    const { key, clock, engine, vaultConfig, kubeConfig, secret } = setup('stem/rotate');
     const started = await engine().start();
     const newId = started.newKey?.id as string;
     expect([...vaultConfig().verificationKeys.keys()]).toEqual([key.id, newId]);
@@ -68,19 +80,26 @@ describe('a ring spanning dotenv and Vault', () => {
     clock.increment(60 * 60_000);
     await engine().advance();
     expect([...vaultConfig().verificationKeys.keys()]).toEqual([newId]);
+    expect([...kubeConfig().verificationKeys.keys()]).toEqual([newId]);
+    expect(kubeConfig().activeKeyId).toBe(newId);
+    expect(kube.secretData('stem', secret).OTHER).toBe('keep');
+    const beat = kube.deployments.get('stem/beat')?.body.spec as { template: { metadata: { annotations: Record<string, string> } } };
+    expect(beat.template.metadata.annotations['kubectl.kubernetes.io/restartedAt']).toBeDefined();
     expect(vault.current('secret', 'stem/rotate')?.data.DATABASE_URL).toBe('postgres://keep');
     const status = await engine().status();
     expect(status.targets).toEqual([
       expect.objectContaining({ name: 'producers', provider: 'dotenv', inSync: true }),
       expect.objectContaining({ name: 'workers', provider: 'vault-kv2', inSync: true, version: expect.stringMatching(/^kv2:\d+$/) }),
+      expect.objectContaining({ name: 'beat', provider: 'kubernetes-secret', inSync: true, version: expect.stringMatching(/^rv:\d+$/) }),
     ]);
   });
 
-  it('revokes the active key in both stores in one fan-out', async () => {
-    const { dir, key, engine, vaultConfig } = setup('stem/revoke');
+  it('revokes the active key in every store in one fan-out', async () => {
+    const { dir, key, engine, vaultConfig, kubeConfig } = setup('stem/revoke');
     const result = await engine().revoke(key.id, { reason: 'leak' });
     const fresh = result.transition?.desired.activeKeyId as string;
     expect([...vaultConfig().verificationKeys.keys()]).toEqual([fresh]);
+    expect([...kubeConfig().verificationKeys.keys()]).toEqual([fresh]);
     expect(readFileSync(join(dir, 'producers.env'), 'utf8')).toContain(`STEM_SIGNING_ACTIVE_KEY=${fresh}`);
   });
 
