@@ -1,0 +1,39 @@
+/** SDKs load only for rings that use them: `status` of a dotenv-only ring loads no cloud SDK and no Redis client. */
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { BIN, cli } from '../helpers/cli.js';
+import { tempDir } from '../helpers/fs.js';
+
+const HOOK = fileURLToPath(new URL('../fixtures/record-modules.mjs', import.meta.url));
+/** Text only each SDK's code contains (the CLI is bundled, so files are chunks, not package paths). */
+const MARKERS = { 'node-vault': 'X-Vault-Token', '@kubernetes/client-node': 'loadFromCluster', '@aws-sdk/client-secrets-manager': 'secretsmanager', ioredis: 'ReplyError' };
+
+function loadedSdks(args: string[], exitCodes: number[] = [0]): string[] {
+  const record = join(tempDir('stem-rotor-modules-'), 'loaded.txt');
+  writeFileSync(record, '');
+  const result = spawnSync(process.execPath, ['--import', HOOK, BIN, ...args], { env: { ...process.env, RECORD_MODULES_TO: record, VAULT_TOKEN: 'test' }, encoding: 'utf8' });
+  expect(exitCodes, result.stderr).toContain(result.status);
+  const files = readFileSync(record, 'utf8').split('\n').filter((url) => url.startsWith('file:'));
+  expect(files.some((url) => url.endsWith('/bin.js'))).toBe(true);
+  const sources = files.map((url) => readFileSync(fileURLToPath(url), 'utf8'));
+  return Object.entries(MARKERS).filter(([, marker]) => sources.some((source) => source.includes(marker))).map(([sdk]) => sdk);
+}
+
+describe('lazy SDK loading', () => {
+  it('status of a dotenv-only ring loads no cloud SDK and no Redis client', () => {
+    const dir = tempDir('stem-rotor-lazy-');
+    expect(cli(['init', '--dir', dir]).code).toBe(0);
+    expect(loadedSdks(['status', 'demo', '--config', join(dir, 'stem-rotor.yaml')])).toEqual([]);
+  });
+
+  it('the check would notice an SDK: status of a Vault ring loads node-vault (and only it)', () => {
+    const dir = tempDir('stem-rotor-lazy-');
+    const config = join(dir, 'vault.json');
+    writeFileSync(config, JSON.stringify({ rings: { v: { targets: [{ name: 'w', provider: 'vault-kv2', address: 'http://127.0.0.1:9', mount: 'secret', path: 'x' }] } } }));
+    // the Vault address is unreachable, so status fails after loading the provider: that is enough here
+    expect(loadedSdks(['status', 'v', '--config', config], [0, 1])).toEqual(['node-vault']);
+  });
+});
