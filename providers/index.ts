@@ -33,5 +33,15 @@ export async function createProvider(target: TargetConfig): Promise<Provider> {
         ...(target.context ? { context: target.context } : {}),
       });
     }
+    case 'aws-secrets-manager': {
+      const { default: createAwsSecretsManagerProvider } = await import('./aws-secrets-manager.js');
+      return createAwsSecretsManagerProvider({
+        target: target.name,
+        secretId: target.secretId,
+        allowManagedRotation: target.allowManagedRotation,
+        ...(target.region ? { region: target.region } : {}),
+        ...(target.endpoint ? { endpoint: target.endpoint } : {}),
+      });
+    }
   }
 }

@@ -7,6 +7,7 @@
  */
 import type { AppsV1Api, CoreV1Api, V1Secret } from '@kubernetes/client-node';
 import { ConfigError, ConflictError, RotorError } from '../src/errors.js';
+import { importLib } from './_import-lib.js';
 import { isNetworkError, withRetries, type RetryPolicy } from './retry.js';
 import type { Provider, TargetSnapshot, WriteRequest } from './types.js';
 
@@ -67,7 +68,7 @@ export class KubernetesSecretProvider implements Provider {
 
   private getClients(): Promise<Clients> {
     this.clients ??= (async () => {
-      const k8s = await import('@kubernetes/client-node');
+      const k8s = await importLib<typeof import('@kubernetes/client-node')>('@kubernetes/client-node', () => import('@kubernetes/client-node'), 'KubeConfig');
       const config = new k8s.KubeConfig();
       try {
         if (this.options.kubeconfig) config.loadFromFile(this.options.kubeconfig);

@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import type NodeVault from 'node-vault';
 import { ConfigError, ConflictError, RotorError } from '../src/errors.js';
+import { importLib } from './_import-lib.js';
 import { isNetworkError, withRetries, type RetryPolicy } from './retry.js';
 import type { Provider, TargetSnapshot, WriteRequest } from './types.js';
 
@@ -79,7 +80,7 @@ export class VaultKv2Provider implements Provider {
       const endpoint = this.options.address ?? env.VAULT_ADDR;
       if (!endpoint) throw new ConfigError(`target "${this.options.target}": no Vault address (set address or $VAULT_ADDR)`);
       const caFile = this.options.caFile ?? env.VAULT_CACERT;
-      const { default: createVault } = (await import('node-vault')) as unknown as { default: typeof NodeVault };
+      const createVault = await importLib<typeof NodeVault>('node-vault', () => import('node-vault'), 'approleLogin');
       const namespace = this.options.namespace ?? env.VAULT_NAMESPACE;
       const client = createVault({
         endpoint,

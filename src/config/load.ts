@@ -118,6 +118,8 @@ export function parseConfig(document: unknown, path: string): Config {
           return target.caFile ? { ...target, caFile: within(target.caFile) } : target;
         case 'kubernetes-secret':
           return target.kubeconfig ? { ...target, kubeconfig: within(target.kubeconfig) } : target;
+        case 'aws-secrets-manager':
+          return target;
       }
     }),
   }));

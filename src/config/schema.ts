@@ -53,7 +53,16 @@ export const kubernetesSecretTargetSchema = z.strictObject({
   restartDeployments: z.array(dnsName).default([]).describe('Deployments to roll after every write (kubectl rollout restart)'),
 });
 
-export const targetSchema = z.discriminatedUnion('provider', [dotenvTargetSchema, vaultKv2TargetSchema, kubernetesSecretTargetSchema]);
+export const awsSecretsManagerTargetSchema = z.strictObject({
+  ...targetBase,
+  provider: z.literal('aws-secrets-manager'),
+  secretId: z.string().min(1).describe('secret name or ARN; SecretString must be a JSON object'),
+  region: z.string().min(1).optional().describe("default: the SDK's (AWS_REGION, profile)"),
+  endpoint: z.url().optional().describe('endpoint override (VPC endpoint, LocalStack)'),
+  allowManagedRotation: z.boolean().default(false).describe('write even though AWS-managed rotation is enabled'),
+});
+
+export const targetSchema = z.discriminatedUnion('provider', [dotenvTargetSchema, vaultKv2TargetSchema, kubernetesSecretTargetSchema, awsSecretsManagerTargetSchema]);
 
 /** Where a target lives, for "two targets on one place" checks and messages. */
 export function targetLocation(target: TargetConfig): string {
@@ -64,6 +73,8 @@ export function targetLocation(target: TargetConfig): string {
       return `vault ${target.address ?? '$VAULT_ADDR'} ${target.namespace ?? ''}/${target.mount}/data/${target.path}`;
     case 'kubernetes-secret':
       return `kubernetes ${target.kubeconfig ?? '(default kubeconfig)'} ${target.context ?? ''} ${target.namespace}/${target.secret}`;
+    case 'aws-secrets-manager':
+      return `aws ${target.endpoint ?? ''} ${target.region ?? '(default region)'} ${target.secretId}`;
   }
 }
 export type TargetConfig = z.infer<typeof targetSchema>;

@@ -15,10 +15,15 @@ import { tempDir } from '../helpers/fs.js';
 import { seededRandom } from '../helpers/random.js';
 import { VaultEmulator } from '../emulators/vault.js';
 import { KubernetesEmulator } from '../emulators/kubernetes.js';
+import { AwsSecretsManagerEmulator } from '../emulators/aws-secrets-manager.js';
 
 let vault: VaultEmulator;
 let kube: KubernetesEmulator;
+let aws: AwsSecretsManagerEmulator;
 beforeAll(async () => {
+  aws = await new AwsSecretsManagerEmulator().start();
+  process.env.AWS_ACCESS_KEY_ID = 'AKIATEST';
+  process.env.AWS_SECRET_ACCESS_KEY = 'test-secret';
   vault = await new VaultEmulator().start();
   kube = await new KubernetesEmulator().start();
   process.env.VAULT_TOKEN = 'root-token';
@@ -27,6 +32,7 @@ afterAll(async () => {
   delete process.env.VAULT_TOKEN;
   await vault.stop();
   await kube.stop();
+  await aws.stop();
 });
 
 function setup(path: string) {
@@ -40,6 +46,7 @@ function setup(path: string) {
   const secret = path.replace(/\//g, '-');
   kube.putSecret('stem', secret, { STEM_SIGNING_KEYS: keys, STEM_SIGNING_ACTIVE_KEY: key.id, OTHER: 'keep' });
   kube.putDeployment('stem', 'beat');
+  aws.create(path, { STEM_SIGNING_KEYS: keys, STEM_SIGNING_ACTIVE_KEY: key.id, STEM_SIGNING_ALGORITHM: 'hmac-sha256', DB_PASSWORD: 'keep' });
   const document = {
     store: { type: 'file', dir: 'state' },
     rings: {
@@ -49,6 +56,7 @@ function setup(path: string) {
           { name: 'producers', provider: 'dotenv', path: 'producers.env' },
           { name: 'workers', provider: 'vault-kv2', address: vault.address, mount: 'secret', path, fields: { STEM_SIGNING_KEYS: 'SIGNING_KEYS', STEM_SIGNING_ACTIVE_KEY: 'SIGNING_ACTIVE', STEM_SIGNING_ALGORITHM: 'SIGNING_ALG' } },
           { name: 'beat', provider: 'kubernetes-secret', kubeconfig: kube.kubeconfig(), namespace: 'stem', secret, restartDeployments: ['beat'] },
+          { name: 'dashboard', provider: 'aws-secrets-manager', secretId: path, region: 'eu-west-1', endpoint: aws.endpoint },
         ],
       },
     },
@@ -65,12 +73,16 @@ function setup(path: string) {
     const data = kube.secretData('stem', secret);
     return loadStemSigningConfig({ STEM_SIGNING_KEYS: data.STEM_SIGNING_KEYS, STEM_SIGNING_ACTIVE_KEY: data.STEM_SIGNING_ACTIVE_KEY });
   };
-  return { dir, key, clock, engine, vaultConfig, kubeConfig, secret };
+  const awsConfig = () => {
+    const data = aws.current(path)?.data as Record<string, string>;
+    return loadStemSigningConfig({ STEM_SIGNING_KEYS: data.STEM_SIGNING_KEYS, STEM_SIGNING_ACTIVE_KEY: data.STEM_SIGNING_ACTIVE_KEY });
+  };
+  return { dir, key, clock, engine, vaultConfig, kubeConfig, awsConfig, secret };
 }
 
-describe('a ring spanning dotenv, Vault and Kubernetes', () => {
-  it('rotates through every phase, with the Vault secret versioned and its other fields kept', async () => {
-    const { key, clock, engine, vaultConfig, kubeConfig, secret } = setup('stem/rotate');
+describe('a ring spanning dotenv, Vault, Kubernetes and AWS Secrets Manager', () => {
+  it('rotates through every phase, each store versioned and its other fields kept', async () => {
+    const { key, clock, engine, vaultConfig, kubeConfig, awsConfig, secret } = setup('stem/rotate');
     const started = await engine().start();
     const newId = started.newKey?.id as string;
     expect([...vaultConfig().verificationKeys.keys()]).toEqual([key.id, newId]);
@@ -82,6 +94,8 @@ describe('a ring spanning dotenv, Vault and Kubernetes', () => {
     expect([...vaultConfig().verificationKeys.keys()]).toEqual([newId]);
     expect([...kubeConfig().verificationKeys.keys()]).toEqual([newId]);
     expect(kubeConfig().activeKeyId).toBe(newId);
+    expect([...awsConfig().verificationKeys.keys()]).toEqual([newId]);
+    expect(aws.current('stem/rotate')?.data.DB_PASSWORD).toBe('keep');
     expect(kube.secretData('stem', secret).OTHER).toBe('keep');
     const beat = kube.deployments.get('stem/beat')?.body.spec as { template: { metadata: { annotations: Record<string, string> } } };
     expect(beat.template.metadata.annotations['kubectl.kubernetes.io/restartedAt']).toBeDefined();
@@ -91,15 +105,17 @@ describe('a ring spanning dotenv, Vault and Kubernetes', () => {
       expect.objectContaining({ name: 'producers', provider: 'dotenv', inSync: true }),
       expect.objectContaining({ name: 'workers', provider: 'vault-kv2', inSync: true, version: expect.stringMatching(/^kv2:\d+$/) }),
       expect.objectContaining({ name: 'beat', provider: 'kubernetes-secret', inSync: true, version: expect.stringMatching(/^rv:\d+$/) }),
+      expect.objectContaining({ name: 'dashboard', provider: 'aws-secrets-manager', inSync: true, version: expect.stringMatching(/^aws:[0-9a-f-]{36}$/) }),
     ]);
   });
 
   it('revokes the active key in every store in one fan-out', async () => {
-    const { dir, key, engine, vaultConfig, kubeConfig } = setup('stem/revoke');
+    const { dir, key, engine, vaultConfig, kubeConfig, awsConfig } = setup('stem/revoke');
     const result = await engine().revoke(key.id, { reason: 'leak' });
     const fresh = result.transition?.desired.activeKeyId as string;
     expect([...vaultConfig().verificationKeys.keys()]).toEqual([fresh]);
     expect([...kubeConfig().verificationKeys.keys()]).toEqual([fresh]);
+    expect([...awsConfig().verificationKeys.keys()]).toEqual([fresh]);
     expect(readFileSync(join(dir, 'producers.env'), 'utf8')).toContain(`STEM_SIGNING_ACTIVE_KEY=${fresh}`);
   });
 
@@ -116,13 +132,13 @@ describe('a ring spanning dotenv, Vault and Kubernetes', () => {
   it('through the CLI with node-vault debugging switched on, no key material reaches any output', async () => {
     const { dir } = setup('stem/cli');
     const config = join(dir, 'stem-rotor.json');
-    const env = { VAULT_TOKEN: 'root-token', DEBUG: '*' };
+    const env = { VAULT_TOKEN: 'root-token', DEBUG: '*', AWS_ACCESS_KEY_ID: 'AKIATEST', AWS_SECRET_ACCESS_KEY: 'test-secret' };
     const outputs = [
       await cliAsync(['rotate', 'start', 'mixed', '--config', config], { env }),
       await cliAsync(['status', 'mixed', '--config', config, '--json'], { env }),
       await cliAsync(['revoke', 'mixed', 'mixed-20260101-0001', '--reason', 'x', '--yes', '--config', config], { env }),
     ];
-    expect(outputs.map((o) => o.code)).toEqual([0, 0, 0]);
+    expect(outputs.map((o) => o.code), outputs.map((o) => o.stderr.slice(-400)).join('\n')).toEqual([0, 0, 0]);
     const secrets = vault.requests.filter((r) => r.method === 'POST' && r.path.includes('/data/')).flatMap((r) => {
       const keys = String((JSON.parse(r.body) as { data: Record<string, string> }).data.SIGNING_KEYS ?? '');
       return keys.split(',').map((entry) => entry.split(':')[1] ?? '').filter(Boolean);
