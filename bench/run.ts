@@ -5,6 +5,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { countBacklog } from '../src/stem/backlog.js';
+import { revokeFanout } from './fanout.js';
 import { connectRedis } from '../src/stem/redis.js';
 import { stemKeys } from '../src/stem/redis-keys.js';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -136,6 +137,7 @@ async function backlogScan(): Promise<Figure[]> {
 const BENCHMARKS: Record<string, () => Figure[] | Promise<Figure[]>> = {
   'status-cold-start': statusColdStart,
   'backlog-scan': backlogScan,
+  'revoke-fanout': revokeFanout,
 };
 
 async function main(): Promise<void> {
