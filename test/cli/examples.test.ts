@@ -1,0 +1,32 @@
+/** Every shipped example config validates against the schema; the IAM policy names only the calls the provider makes. */
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
+import { describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/config/load.js';
+
+const EXAMPLES = fileURLToPath(new URL('../../examples/', import.meta.url));
+
+describe('examples', () => {
+  it.each(['aws', 'vault', 'kubernetes'])('%s/stem-rotor.yaml is a valid config', (dir) => {
+    const path = join(EXAMPLES, dir, 'stem-rotor.yaml');
+    expect(() => parseConfig(parse(readFileSync(path, 'utf8')), path)).not.toThrow();
+  });
+
+  it('the IAM policy allows exactly the Secrets Manager actions the provider calls, on named secrets', () => {
+    const policy = JSON.parse(readFileSync(join(EXAMPLES, 'aws', 'iam-policy.json'), 'utf8')) as { Statement: { Action: string[]; Resource: string[] }[] };
+    const source = readFileSync(fileURLToPath(new URL('../../providers/aws-secrets-manager.ts', import.meta.url)), 'utf8');
+    const called = [...source.matchAll(/new sdk\.(\w+)Command/g)].map((match) => `secretsmanager:${match[1]}`);
+    expect([...new Set(called)].sort()).toEqual([...(policy.Statement[0]?.Action ?? [])].sort());
+    expect(policy.Statement[0]?.Resource.every((arn) => arn.startsWith('arn:aws:secretsmanager:'))).toBe(true);
+  });
+
+  it('the Kubernetes Role grants only get/update on named Secrets and patch on named Deployments', () => {
+    const documents = readFileSync(join(EXAMPLES, 'kubernetes', 'rbac.yaml'), 'utf8').split(/^---$/m).map((text) => parse(text) as { kind: string; rules?: { resources: string[]; verbs: string[]; resourceNames?: string[] }[] });
+    const role = documents.find((document) => document.kind === 'Role');
+    expect(role?.rules?.map((rule) => `${rule.resources.join()}:${rule.verbs.join()}`)).toEqual(['secrets:get,update', 'deployments:patch']);
+    expect(role?.rules?.every((rule) => (rule.resourceNames?.length ?? 0) > 0)).toBe(true);
+    expect(readdirSync(join(EXAMPLES, 'kubernetes'))).toContain('stem-rotor.yaml');
+  });
+});
