@@ -4,7 +4,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import type { RingConfig } from '../../src/config/schema.js';
-import { RingEngine } from '../../src/engine/engine.js';
+import { RingEngine, type EngineDeps } from '../../src/engine/engine.js';
+import { createProvider } from '../../providers/index.js';
+import type { Provider } from '../../providers/types.js';
+import type { StateStore } from '../../src/store/types.js';
 import { TargetContentError } from '../../src/errors.js';
 import { generateKey } from '../../src/stem/keys.js';
 import { formatKeyList, loadStemSigningConfig } from '../../src/stem/signing-env.js';
@@ -64,7 +67,8 @@ function setup(path: string) {
   writeFileSync(join(dir, 'stem-rotor.json'), JSON.stringify(document));
   const config = parseConfig(document, join(dir, 'stem-rotor.json'));
   const clock = new SimulatedClock();
-  const engine = () => new RingEngine(config.rings[0] as RingConfig, { store: createFileStore({ dir: config.store.dir, clock }), clock, randomBytes: seededRandom(`${path}:run`), actor: { user: 't', host: 'h' } });
+  const store = createFileStore({ dir: config.store.dir, clock });
+  const engine = (deps: Partial<EngineDeps> = {}) => new RingEngine(config.rings[0] as RingConfig, { store, clock, randomBytes: seededRandom(`${path}:run`), actor: { user: 't', host: 'h' }, ...deps });
   const vaultConfig = () => {
     const data = vault.current('secret', path)?.data as Record<string, string>;
     return loadStemSigningConfig({ STEM_SIGNING_KEYS: data.SIGNING_KEYS, STEM_SIGNING_ACTIVE_KEY: data.SIGNING_ACTIVE, STEM_SIGNING_ALGORITHM: data.SIGNING_ALG });
@@ -77,7 +81,7 @@ function setup(path: string) {
     const data = aws.current(path)?.data as Record<string, string>;
     return loadStemSigningConfig({ STEM_SIGNING_KEYS: data.STEM_SIGNING_KEYS, STEM_SIGNING_ACTIVE_KEY: data.STEM_SIGNING_ACTIVE_KEY });
   };
-  return { dir, key, clock, engine, vaultConfig, kubeConfig, awsConfig, secret };
+  return { dir, key, clock, engine, store, vaultConfig, kubeConfig, awsConfig, secret };
 }
 
 describe('a ring spanning dotenv, Vault, Kubernetes and AWS Secrets Manager', () => {
@@ -145,5 +149,75 @@ describe('a ring spanning dotenv, Vault, Kubernetes and AWS Secrets Manager', ()
     });
     expect(secrets.length).toBeGreaterThan(2);
     expect(findLeaks(secrets, outputs.flatMap((o) => [o.stdout, o.stderr]))).toEqual([]);
+  });
+});
+
+class Crash extends Error {}
+
+/** After a crash nothing the dead process does takes effect, and it never releases its lease. */
+function dying(crashAt: { write: number; when: 'before' | 'after' }, counter: { writes: number }) {
+  const process = { dead: false };
+  const alive = <T>(action: () => T): T => {
+    if (process.dead) throw new Crash('dead');
+    return action();
+  };
+  const providerFor = async (target: Parameters<typeof createProvider>[0]): Promise<Provider> => {
+    const real = await createProvider(target);
+    return {
+      providerName: real.providerName,
+      location: real.location,
+      read: (fields) => alive(() => real.read(fields)),
+      async write(request) {
+        const index = alive(() => counter.writes++);
+        if (index === crashAt.write && crashAt.when === 'before') {
+          process.dead = true;
+          throw new Crash('before');
+        }
+        const result = await real.write(request);
+        if (index === crashAt.write) {
+          process.dead = true;
+          throw new Crash('after');
+        }
+        return result;
+      },
+    };
+  };
+  const storeOf = (store: StateStore): StateStore => ({
+    load: (ring) => alive(() => store.load(ring)),
+    save: (...args) => alive(() => store.save(...args)),
+    acquire: (...args) => alive(() => store.acquire(...args)),
+    release: async (lease) => (process.dead ? undefined : store.release(lease)),
+    appendAudit: (event) => alive(() => store.appendAudit(event)),
+    readAudit: (ring) => alive(() => store.readAudit(ring)),
+  });
+  return { providerFor, storeOf };
+}
+
+describe('crash and resume at every target write of a four-provider rotation', () => {
+  const plans = Array.from({ length: 12 }, (_, write) => [{ write, when: 'before' as const }, { write, when: 'after' as const }]).flat();
+  it.each(plans)('crash $when write $write, then the next command converges', async (plan) => {
+    const { clock, engine, store, vaultConfig, kubeConfig, awsConfig, dir } = setup(`stem/crash-${plan.write}-${plan.when}`);
+    const counter = { writes: 0 };
+    const first = dying(plan, counter);
+    let current = engine({ providerFor: first.providerFor, store: first.storeOf(store), leaseTtlMs: 60_000 });
+    const steps: ('start' | 'advance')[] = ['start', 'advance', 'advance'];
+    for (const [index, step] of steps.entries()) {
+      if (index > 0) clock.increment(index === 1 ? 10 * 60_000 : 60 * 60_000);
+      try {
+        await current[step]();
+      } catch (error) {
+        if (!(error instanceof Crash)) throw error;
+        clock.increment(60_001);
+        current = engine();
+        const resumed = await current.advance();
+        expect(resumed.outcome).toBe('resumed');
+      }
+    }
+    const status = await engine().status();
+    expect(status.phase).toBe('stable');
+    expect(status.targets.every((target) => target.inSync)).toBe(true);
+    const ids = [vaultConfig(), kubeConfig(), awsConfig()].map((config) => [...config.verificationKeys.keys()]);
+    expect(ids.every((list) => list.length === 1 && list[0] === status.keys[0]?.id)).toBe(true);
+    expect(readFileSync(join(dir, 'producers.env'), 'utf8')).toContain(`STEM_SIGNING_ACTIVE_KEY=${status.keys[0]?.id}`);
   });
 });
