@@ -30,7 +30,8 @@ export type AwsFault =
   | { readonly kind: 'throttle'; readonly operation?: string }
   | { readonly kind: 'internal'; readonly operation?: string }
   | { readonly kind: 'concurrent-put'; readonly operation: string; readonly data: Record<string, unknown> }
-  | { readonly kind: 'latency'; readonly ms: number };
+  | { readonly kind: 'latency'; readonly ms: number }
+  | { readonly kind: 'reset-after'; readonly operation: string };
 
 export class AwsSecretsManagerEmulator {
   private server: Server | null = null;
@@ -140,6 +141,11 @@ export class AwsSecretsManagerEmulator {
           return reply(200, { ...summary, VersionId: existing.id, VersionStages: [...existing.stages] });
         }
         const version = this.putVersion(secret, token, String(body.SecretString), body.VersionStages as string[] | undefined);
+        if (this.faults[0]?.kind === 'reset-after' && this.faults[0].operation === operation) {
+          this.faults.shift();
+          request.socket.destroy();
+          return;
+        }
         return reply(200, { ...summary, VersionId: version.id, VersionStages: [...version.stages] });
       }
       case 'UpdateSecretVersionStage': {

@@ -7,6 +7,7 @@
  * applied, and a one-off concurrent write (CAS conflict).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import { freePort } from '../helpers/redis-server.js';
 
 interface Version {
@@ -36,8 +37,16 @@ export class VaultEmulator {
   readonly requests: { method: string; path: string; body: string }[] = [];
   latencyMs = 0;
 
+  private tls: { cert: Buffer; key: Buffer } | null = null;
+
+  /** Serve HTTPS with this certificate (call before start). */
+  useTls(cert: Buffer, key: Buffer): this {
+    this.tls = { cert, key };
+    return this;
+  }
+
   get address(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `${this.tls ? 'https' : 'http'}://127.0.0.1:${this.port}`;
   }
 
   mount(name: string, version: '1' | '2' = '2', options: { namespace?: string; casRequired?: boolean } = {}): void {
@@ -68,7 +77,8 @@ export class VaultEmulator {
 
   async start(): Promise<this> {
     this.port = await freePort();
-    this.server = createServer((request, response) => void this.handle(request, response));
+    const handler = (request: IncomingMessage, response: ServerResponse) => void this.handle(request, response);
+    this.server = this.tls ? createTlsServer(this.tls, handler) : createServer(handler);
     await new Promise<void>((resolve) => this.server?.listen(this.port, '127.0.0.1', resolve));
     return this;
   }

@@ -58,6 +58,15 @@ describe('aws-secrets-manager provider', () => {
     expect(aws.current('stem/billing')?.data.STEM_SIGNING_ACTIVE_KEY).toBe('k2');
   });
 
+  it('a connection reset after PutSecretValue landed: the retry is idempotent (same token, same content)', async () => {
+    const target = provider();
+    const snapshot = await target.read(FIELDS);
+    aws.faults.push({ kind: 'reset-after', operation: 'PutSecretValue' });
+    const written = await write(target, snapshot.version);
+    expect(aws.secrets.get('stem/billing')?.versions.size).toBe(2);
+    expect(written.version).toBe(`aws:${aws.current('stem/billing')?.versionId}`);
+  });
+
   it('a concurrent writer that moved AWSCURRENT is detected; nothing of ours becomes current', async () => {
     const target = provider();
     const snapshot = await target.read(FIELDS);

@@ -86,6 +86,22 @@ describe('vault-kv2 provider', () => {
     expect(vault.current('secret', 'stem/billing')?.data.STEM_SIGNING_ACTIVE_KEY).toBe('k9');
   });
 
+  it('verifies the server against a CA bundle (VAULT_CACERT); an unrelated CA fails', async () => {
+    const { createTestPki } = await import('../helpers/tls.js');
+    const { readFileSync } = await import('node:fs');
+    const pki = createTestPki();
+    const secure = await new VaultEmulator().useTls(readFileSync(pki.serverCert), readFileSync(pki.serverKey)).start();
+    try {
+      secure.mount('secret');
+      secure.put('secret', 'stem/billing', { STEM_SIGNING_ACTIVE_KEY: 'tls-key' });
+      const over = (env: NodeJS.ProcessEnv) => createVaultKv2Provider({ target: 'vault', mount: 'secret', path: 'stem/billing', address: secure.address, env: { VAULT_TOKEN: 'root-token', ...env }, retry: noWait });
+      expect((await over({ VAULT_CACERT: pki.ca }).read(FIELDS)).fields.STEM_SIGNING_ACTIVE_KEY).toBe('tls-key');
+      await expect(over({ VAULT_CACERT: pki.otherCa }).read(FIELDS)).rejects.toThrow(/certificate/i);
+    } finally {
+      await secure.stop();
+    }
+  });
+
   it('a non-string field is refused rather than coerced', async () => {
     vault.put('secret', 'stem/billing', { STEM_SIGNING_KEYS: ['not', 'a', 'string'] });
     await expect(provider().read(FIELDS)).rejects.toThrow(/STEM_SIGNING_KEYS is not a string/);
