@@ -10,6 +10,7 @@
 import { createHash } from 'node:crypto';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { ConfigError, ConflictError, RotorError } from '../src/errors.js';
+import { stringFields } from './_fields.js';
 import { importLib } from './_import-lib.js';
 import { isNetworkError, withRetries, type RetryPolicy } from './retry.js';
 import type { Provider, TargetSnapshot, WriteRequest } from './types.js';
@@ -123,13 +124,7 @@ export class AwsSecretsManagerProvider implements Provider {
 
   async read(fields: readonly string[]): Promise<TargetSnapshot> {
     const { versionId, data } = await this.readCurrent();
-    const values: Record<string, string> = {};
-    for (const field of fields) {
-      const value = data[field];
-      if (typeof value === 'string') values[field] = value;
-      else if (value !== undefined && value !== null) throw new RotorError(`target "${this.options.target}": field ${field} is not a string`);
-    }
-    return { fields: values, version: `aws:${versionId}` };
+    return { fields: stringFields(this.options.target, data, fields), version: `aws:${versionId}` };
   }
 
   async write(request: WriteRequest): Promise<{ version: string }> {

@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import type NodeVault from 'node-vault';
 import { ConfigError, ConflictError, RotorError } from '../src/errors.js';
+import { stringFields } from './_fields.js';
 import { importLib } from './_import-lib.js';
 import { isNetworkError, withRetries, type RetryPolicy } from './retry.js';
 import type { Provider, TargetSnapshot, WriteRequest } from './types.js';
@@ -142,13 +143,7 @@ export class VaultKv2Provider implements Provider {
 
   async read(fields: readonly string[]): Promise<TargetSnapshot> {
     const { data, version } = await this.readAll();
-    const values: Record<string, string> = {};
-    for (const field of fields) {
-      const value = data[field];
-      if (typeof value === 'string') values[field] = value;
-      else if (value !== undefined && value !== null) throw new RotorError(`target "${this.options.target}": field ${field} is not a string`);
-    }
-    return { fields: values, version: `kv2:${version}` };
+    return { fields: stringFields(this.options.target, data, fields), version: `kv2:${version}` };
   }
 
   async write(request: WriteRequest): Promise<{ version: string }> {

@@ -8,8 +8,8 @@
  * 500s, latency, a concurrent writer moving AWSCURRENT.
  */
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { freePort } from '../helpers/redis-server.js';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { HttpEmulator } from './http-emulator.js';
 
 interface SecretVersion {
   readonly id: string;
@@ -33,9 +33,7 @@ export type AwsFault =
   | { readonly kind: 'latency'; readonly ms: number }
   | { readonly kind: 'reset-after'; readonly operation: string };
 
-export class AwsSecretsManagerEmulator {
-  private server: Server | null = null;
-  port = 0;
+export class AwsSecretsManagerEmulator extends HttpEmulator {
   readonly secrets = new Map<string, Secret>();
   readonly faults: AwsFault[] = [];
   readonly calls: { operation: string; body: Record<string, unknown> }[] = [];
@@ -45,17 +43,6 @@ export class AwsSecretsManagerEmulator {
     return `http://127.0.0.1:${this.port}`;
   }
 
-  async start(): Promise<this> {
-    this.port = await freePort();
-    this.server = createServer((request, response) => void this.handle(request, response));
-    await new Promise<void>((resolve) => this.server?.listen(this.port, '127.0.0.1', resolve));
-    return this;
-  }
-
-  async stop(): Promise<void> {
-    this.server?.closeAllConnections();
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
-  }
 
   create(name: string, data: Record<string, unknown>, options: { rotationEnabled?: boolean } = {}): void {
     const secret: Secret = { name, arn: `arn:aws:secretsmanager:eu-west-1:123456789012:secret:${name}-AbCdEf`, versions: new Map(), rotationEnabled: options.rotationEnabled ?? false, deleted: false };
@@ -84,7 +71,7 @@ export class AwsSecretsManagerEmulator {
     if (stage === 'AWSCURRENT' && from && from.id !== to) this.moveStage(secret, 'AWSPREVIOUS', from.id);
   }
 
-  private async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+  protected async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const chunks: Buffer[] = [];
     for await (const chunk of request) chunks.push(chunk as Buffer);
     const body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as Record<string, unknown>;

@@ -6,11 +6,11 @@
  * `Status` error bodies. Fault injection: latency, 429 with Retry-After, 5xx, a concurrent update
  * (stale resourceVersion), a connection reset.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/fs.js';
-import { freePort } from '../helpers/redis-server.js';
+import { HttpEmulator } from './http-emulator.js';
 
 export type KubernetesFault =
   | { readonly kind: 'status'; readonly status: 429 | 500 | 503; readonly method?: string }
@@ -21,9 +21,7 @@ interface StoredObject {
   body: Record<string, unknown> & { metadata: Record<string, unknown> };
 }
 
-export class KubernetesEmulator {
-  private server: Server | null = null;
-  port = 0;
+export class KubernetesEmulator extends HttpEmulator {
   token = 'k8s-test-token';
   private resourceVersion = 1000;
   readonly secrets = new Map<string, StoredObject>();
@@ -33,17 +31,6 @@ export class KubernetesEmulator {
   readonly faults: KubernetesFault[] = [];
   readonly requests: { method: string; path: string; contentType: string; body: string }[] = [];
 
-  async start(): Promise<this> {
-    this.port = await freePort();
-    this.server = createServer((request, response) => void this.handle(request, response));
-    await new Promise<void>((resolve) => this.server?.listen(this.port, '127.0.0.1', resolve));
-    return this;
-  }
-
-  async stop(): Promise<void> {
-    this.server?.closeAllConnections();
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
-  }
 
   /** A kubeconfig file pointing at this emulator. */
   kubeconfig(token = this.token): string {
@@ -69,7 +56,7 @@ export class KubernetesEmulator {
     this.deployments.set(`${namespace}/${name}`, { body: { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name, namespace, resourceVersion: String(++this.resourceVersion) }, spec: { template: { metadata: { annotations: {} } } } } });
   }
 
-  private async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+  protected async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const chunks: Buffer[] = [];
     for await (const chunk of request) chunks.push(chunk as Buffer);
     const body = Buffer.concat(chunks).toString('utf8');

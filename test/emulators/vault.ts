@@ -6,9 +6,8 @@
  * (X-Vault-Namespace). Fault injection: latency, 5xx, 429, a connection reset after the write is
  * applied, and a one-off concurrent write (CAS conflict).
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createTlsServer } from 'node:https';
-import { freePort } from '../helpers/redis-server.js';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { HttpEmulator } from './http-emulator.js';
 
 interface Version {
   data: Record<string, unknown>;
@@ -27,17 +26,13 @@ export type VaultFault =
   | { readonly kind: 'concurrent-write'; readonly data: Record<string, unknown> }
   | { readonly kind: 'latency'; readonly ms: number };
 
-export class VaultEmulator {
-  private server: Server | null = null;
-  port = 0;
+export class VaultEmulator extends HttpEmulator {
   readonly tokens = new Set<string>(['root-token']);
   readonly approles = new Map<string, string>(); // role_id → secret_id
   readonly namespaces = new Map<string, Map<string, Mount>>();
   readonly faults: VaultFault[] = [];
   readonly requests: { method: string; path: string; body: string }[] = [];
   latencyMs = 0;
-
-  private tls: { cert: Buffer; key: Buffer } | null = null;
 
   /** Serve HTTPS with this certificate (call before start). */
   useTls(cert: Buffer, key: Buffer): this {
@@ -75,20 +70,8 @@ export class VaultEmulator {
     return this.namespaces.get(namespace)?.get(name);
   }
 
-  async start(): Promise<this> {
-    this.port = await freePort();
-    const handler = (request: IncomingMessage, response: ServerResponse) => void this.handle(request, response);
-    this.server = this.tls ? createTlsServer(this.tls, handler) : createServer(handler);
-    await new Promise<void>((resolve) => this.server?.listen(this.port, '127.0.0.1', resolve));
-    return this;
-  }
 
-  async stop(): Promise<void> {
-    this.server?.closeAllConnections();
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
-  }
-
-  private async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+  protected async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const chunks: Buffer[] = [];
     for await (const chunk of request) chunks.push(chunk as Buffer);
     const body = Buffer.concat(chunks).toString('utf8');
