@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import createVaultKv2Provider from '../providers/vault-kv2.js';
 import { systemClock } from '../src/clock.js';
-import { parseConfig } from '../src/config/load.js';
+import { fileStoreDir, parseConfig } from '../src/config/load.js';
 import type { RingConfig } from '../src/config/schema.js';
 import { RingEngine } from '../src/engine/engine.js';
 import { generateKey } from '../src/stem/keys.js';
@@ -29,7 +29,7 @@ async function revokeSeconds(vault: VaultEmulator, targets: number): Promise<num
     const config = parseConfig(document, join(dir, 'stem-rotor.json'));
     const ring = config.rings[0] as RingConfig;
     const engine = new RingEngine(ring, {
-      store: createFileStore({ dir: config.store.dir, clock: systemClock }),
+      store: createFileStore({ dir: fileStoreDir(config), clock: systemClock }),
       clock: systemClock,
       providerFor: async (target) => {
         if (target.provider !== 'vault-kv2') throw new Error('vault only');

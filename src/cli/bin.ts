@@ -163,4 +163,7 @@ try {
   await program.parseAsync(process.argv);
 } catch (error) {
   process.exitCode = report(error);
+} finally {
+  const { closeStores } = await import('./context.js');
+  await closeStores();
 }

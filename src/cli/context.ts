@@ -21,9 +21,23 @@ export function configPath(options: CommonOptions): string {
   return options.config ?? process.env.STEM_ROTOR_CONFIG ?? DEFAULT_CONFIG_FILE;
 }
 
+const openStores: StateStore[] = [];
+
+/** Ends every store connection the command opened (the CLI calls it once, at exit). */
+export async function closeStores(): Promise<void> {
+  await Promise.allSettled(openStores.splice(0).map((store) => store.close()));
+}
+
+async function openStore(config: Config): Promise<StateStore> {
+  if (config.store.type === 'file') return createFileStore({ dir: config.store.dir, clock: systemClock });
+  const { createRedisStore } = await import('../store/redis.js');
+  return createRedisStore({ endpoint: config.store, prefix: config.store.prefix, clock: systemClock });
+}
+
 export async function createContext(options: CommonOptions, log?: Log): Promise<Context> {
   const config = await loadConfig(configPath(options));
-  const store = createFileStore({ dir: config.store.dir, clock: systemClock });
+  const store = await openStore(config);
+  openStores.push(store);
   const progress = log ? (line: string) => log.info(line) : undefined;
   return {
     config,

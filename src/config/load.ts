@@ -125,7 +125,8 @@ export function parseConfig(document: unknown, path: string): Config {
   }));
   errors.push(...oneTargetPerPlace(rings));
   if (errors.length > 0) throw new ConfigError(`invalid config ${path}:\n  ${errors.join('\n  ')}`);
-  const store = { ...parsed.data.store, dir: within(parsed.data.store.dir) };
+  const raw = parsed.data.store;
+  const store: StoreConfig = raw.type === 'file' ? { ...raw, dir: within(raw.dir) } : raw;
   return { path, store, rings };
 }
 
@@ -149,6 +150,12 @@ export async function loadConfig(path: string): Promise<Config> {
     throw new ConfigError(`config ${absolute}: not valid ${absolute.endsWith('.json') ? 'JSON' : 'YAML'}: ${(error as Error).message}`);
   }
   return parseConfig(document ?? {}, absolute);
+}
+
+/** The file store's directory; throws for a config whose store is not a file store. */
+export function fileStoreDir(config: Config): string {
+  if (config.store.type !== 'file') throw new ConfigError(`config ${config.path} uses a ${config.store.type} store, not a file store`);
+  return config.store.dir;
 }
 
 export function findRing(config: Config, name: string): RingConfig {

@@ -189,6 +189,7 @@ export function defaultGates(withStem: boolean): RingConfig['gates'] {
 export const storeSchema = z
   .discriminatedUnion('type', [
     z.strictObject({ type: z.literal('file'), dir: z.string().min(1).default('.stem-rotor') }),
+    redisEndpointSchema.extend({ type: z.literal('redis'), prefix: z.string().min(1).default('stem-rotor').describe('key prefix') }).strict(),
   ])
   .default({ type: 'file', dir: '.stem-rotor' });
 export type StoreConfig = z.infer<typeof storeSchema>;

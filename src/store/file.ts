@@ -162,6 +162,10 @@ export class FileStore implements StateStore {
       .map((line) => JSON.parse(line) as AuditEvent);
     return ring === undefined ? events : events.filter((event) => event.ring === ring);
   }
+
+  async close(): Promise<void> {
+    // nothing held open between calls
+  }
 }
 
 export function createFileStore(options: FileStoreOptions): StateStore {

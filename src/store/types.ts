@@ -38,4 +38,6 @@ export interface StateStore {
   release(lease: Lease): Promise<void>;
   appendAudit(event: AuditEvent): Promise<void>;
   readAudit(ring?: string): Promise<AuditEvent[]>;
+  /** Ends connections, if the store has any. */
+  close(): Promise<void>;
 }

@@ -77,6 +77,7 @@ function storeOf(store: StateStore, process: Process, plan: CrashPlan | null = n
     release: async (lease) => (process.dead ? undefined : store.release(lease)),
     appendAudit: (event) => alive(process, () => store.appendAudit(event)),
     readAudit: (ring) => alive(process, () => store.readAudit(ring)),
+    close: () => store.close(),
   };
 }
 

@@ -2,7 +2,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseConfig } from '../../src/config/load.js';
+import { fileStoreDir, parseConfig } from '../../src/config/load.js';
 import type { RingConfig } from '../../src/config/schema.js';
 import { RingEngine, type EngineDeps } from '../../src/engine/engine.js';
 import { createProvider } from '../../providers/index.js';
@@ -67,7 +67,7 @@ function setup(path: string) {
   writeFileSync(join(dir, 'stem-rotor.json'), JSON.stringify(document));
   const config = parseConfig(document, join(dir, 'stem-rotor.json'));
   const clock = new SimulatedClock();
-  const store = createFileStore({ dir: config.store.dir, clock });
+  const store = createFileStore({ dir: fileStoreDir(config), clock });
   const engine = (deps: Partial<EngineDeps> = {}) => new RingEngine(config.rings[0] as RingConfig, { store, clock, randomBytes: seededRandom(`${path}:run`), actor: { user: 't', host: 'h' }, ...deps });
   const vaultConfig = () => {
     const data = vault.current('secret', path)?.data as Record<string, string>;
@@ -189,6 +189,7 @@ function dying(crashAt: { write: number; when: 'before' | 'after' }, counter: { 
     release: async (lease) => (process.dead ? undefined : store.release(lease)),
     appendAudit: (event) => alive(() => store.appendAudit(event)),
     readAudit: (ring) => alive(() => store.readAudit(ring)),
+    close: () => store.close(),
   });
   return { providerFor, storeOf };
 }

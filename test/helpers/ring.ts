@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import createDotenvProvider from '../../providers/dotenv.js';
 import type { Provider } from '../../providers/types.js';
-import { parseConfig } from '../../src/config/load.js';
+import { fileStoreDir, parseConfig } from '../../src/config/load.js';
 import type { RingConfig, TargetConfig } from '../../src/config/schema.js';
 import { RingEngine, type EngineDeps } from '../../src/engine/engine.js';
 import { generateKey, type KeyMaterial } from '../../src/stem/keys.js';
@@ -80,7 +80,7 @@ export function createHarness(spec: RingSpec = {}): Harness {
   const ring = config.rings[0] as RingConfig;
   const clock = new SimulatedClock();
   const progress: string[] = [];
-  const store = createFileStore({ dir: config.store.dir, clock });
+  const store = createFileStore({ dir: fileStoreDir(config), clock });
   const deps = (overrides: Partial<EngineDeps> = {}): EngineDeps => ({
     store,
     clock,

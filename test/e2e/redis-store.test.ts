@@ -1,0 +1,35 @@
+/** The whole CLI on the redis state store: commands finish (connections closed) and share state and audit. */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cliAsync } from '../helpers/cli.js';
+import { tempDir } from '../helpers/fs.js';
+import { RedisServer } from '../helpers/redis-server.js';
+
+let server: RedisServer;
+beforeAll(async () => {
+  server = await new RedisServer(['--requirepass', 'store-pass']).start();
+});
+afterAll(() => server.stop());
+
+describe('redis state store through the CLI', () => {
+  it('rotates with state, lease and audit in Redis; a second orchestrator sees the same state', async () => {
+    const dir = tempDir('stem-rotor-redis-store-');
+    expect((await cliAsync(['init', '--dir', dir])).code).toBe(0);
+    const config = join(dir, 'stem-rotor.yaml');
+    writeFileSync(config, readFileSync(config, 'utf8').replace('  type: file\n  dir: state', `  type: redis\n  url: ${server.url(2)}\n  passwordEnv: STORE_PASSWORD`));
+    const env = { STORE_PASSWORD: 'store-pass' };
+    const started = await cliAsync(['rotate', 'start', 'demo', '--config', config, '--json'], { env });
+    expect(started.code, started.stderr).toBe(0);
+    const elsewhere = tempDir('stem-rotor-elsewhere-');
+    writeFileSync(join(elsewhere, 'stem-rotor.yaml'), readFileSync(config, 'utf8').replace(/path: (\w+)\.env/g, `path: ${dir}/$1.env`));
+    const status = await cliAsync(['status', 'demo', '--config', join(elsewhere, 'stem-rotor.yaml'), '--json'], { env });
+    expect(JSON.parse(status.stdout).phase).toBe('added');
+    const audit = JSON.parse((await cliAsync(['audit', 'demo', '--config', config, '--json'], { env })).stdout) as { action: string }[];
+    expect(audit.map((event) => event.action)).toEqual(['adopt', 'start', 'start']);
+    const client = server.client(2, { password: 'store-pass' });
+    expect(await client.exists('stem-rotor:ring:{demo}:state', 'stem-rotor:audit')).toBe(2);
+    client.disconnect();
+    expect((await cliAsync(['status', 'demo', '--config', config], { env: { STORE_PASSWORD: 'wrong' } })).code).toBe(1);
+  });
+});
