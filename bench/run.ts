@@ -8,7 +8,8 @@ import { countBacklog } from '../src/stem/backlog.js';
 import { revokeFanout } from './fanout.js';
 import { connectRedis } from '../src/stem/redis.js';
 import { stemKeys } from '../src/stem/redis-keys.js';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -134,10 +135,33 @@ async function backlogScan(): Promise<Figure[]> {
   });
 }
 
+/** `run --once` over 1,000 idle rings (one dotenv target each) on the Redis store, through the CLI. */
+async function runOnceThousandRings(): Promise<Figure[]> {
+  return withRedis(async (url) => {
+    const dir = mkdtempSync(join(tmpdir(), 'stem-rotor-bench-rings-'));
+    try {
+      const rings: Record<string, unknown> = {};
+      for (let i = 0; i < 1000; i += 1) {
+        const id = `r${i}-20261128-0001`;
+        writeFileSync(join(dir, `r${i}.env`), `STEM_SIGNING_KEYS=${id}:${randomBytes(32).toString('base64')}\nSTEM_SIGNING_ACTIVE_KEY=${id}\n`);
+        rings[`r${i}`] = { keyIdPrefix: `r${i}-`, policy: { maxAge: '3650d' }, targets: [{ name: 'all', provider: 'dotenv', path: `r${i}.env` }] };
+      }
+      const config = join(dir, 'stem-rotor.json');
+      writeFileSync(config, JSON.stringify({ store: { type: 'redis', url }, rings }));
+      wallMs([BIN, 'run', '--once', '--config', config]); // warm the file cache
+      const runs = [0, 1, 2].map(() => wallMs([BIN, 'run', '--once', '--config', config]));
+      return [{ name: 'run-once-1000-rings', value: Number((median(runs) / 1000).toFixed(3)), unit: 's' }];
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}
+
 const BENCHMARKS: Record<string, () => Figure[] | Promise<Figure[]>> = {
   'status-cold-start': statusColdStart,
   'backlog-scan': backlogScan,
   'revoke-fanout': revokeFanout,
+  'run-once-1000-rings': runOnceThousandRings,
 };
 
 async function main(): Promise<void> {
