@@ -111,6 +111,8 @@ export class FileStore implements StateStore {
         throw new LeaseHeldError(`ring "${state.ring}": lease lost (fence ${lease.fence}); another orchestrator took over — nothing more was saved`);
       }
       writeAtomically(this.statePath(state.ring), `${JSON.stringify(state, null, 2)}\n`);
+      const expiresAt = new Date(this.options.clock.now().getTime() + lease.ttlMs).toISOString();
+      writeAtomically(this.leasePath(state.ring), `${JSON.stringify({ ...current, expiresAt })}\n`);
     });
   }
 
@@ -128,6 +130,7 @@ export class FileStore implements StateStore {
         token: options.token,
         fence: (current?.fence ?? 0) + 1,
         expiresAt: new Date(now.getTime() + options.ttlMs).toISOString(),
+        ttlMs: options.ttlMs,
       };
       writeAtomically(this.leasePath(ring), `${JSON.stringify({ owner: lease.owner, token: lease.token, fence: lease.fence, expiresAt: lease.expiresAt })}\n`);
       return lease;

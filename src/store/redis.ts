@@ -42,13 +42,17 @@ return { fence }
 `;
 
 /**
- * Input: KEYS[1] state hash, KEYS[2] lease hash; ARGV[1] token, ARGV[2] fence, ARGV[3] state JSON.
+ * Input: KEYS[1] state hash, KEYS[2] lease hash; ARGV[1] token, ARGV[2] fence, ARGV[3] state JSON,
+ * ARGV[4] now ms, ARGV[5] lease ttl ms.
  * Output: the new state version, or -1 when the caller's lease is no longer current (fenced out).
+ * A successful save renews the lease.
  */
 const SAVE_2 = `
 if redis.call('HGET', KEYS[2], 'token') ~= ARGV[1] or redis.call('HGET', KEYS[2], 'fence') ~= ARGV[2] then
   return -1
 end
+redis.call('HSET', KEYS[2], 'expiresAt', tonumber(ARGV[4]) + tonumber(ARGV[5]))
+redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[5]) + 60000)
 redis.call('HSET', KEYS[1], 'state', ARGV[3])
 return redis.call('HINCRBY', KEYS[1], 'version', 1)
 `;
@@ -92,7 +96,7 @@ export class RedisStore implements StateStore {
   }
 
   async save(state: RingState, lease: Lease): Promise<void> {
-    const result = (await (await this.redis()).eval(SAVE_2, 2, this.key('state', state.ring), this.key('lease', state.ring), lease.token, String(lease.fence), JSON.stringify(state))) as number;
+    const result = (await (await this.redis()).eval(SAVE_2, 2, this.key('state', state.ring), this.key('lease', state.ring), lease.token, String(lease.fence), JSON.stringify(state), String(this.options.clock.now().getTime()), String(lease.ttlMs))) as number;
     if (result === -1) throw new LeaseHeldError(`ring "${state.ring}": lease lost (fence ${lease.fence}); another orchestrator took over — nothing more was saved`);
   }
 
@@ -100,7 +104,7 @@ export class RedisStore implements StateStore {
     const now = this.options.clock.now().getTime();
     const reply = (await (await this.redis()).eval(ACQUIRE_2, 2, this.key('lease', ring), this.key('fence', ring), options.token, options.owner, String(now), String(options.ttlMs), options.preempt ? '1' : '0')) as [number, string?, number?];
     if (reply[0] === -1) throw new LeaseHeldError(`ring "${ring}" is locked by ${reply[1]} until ${new Date(Number(reply[2])).toISOString()}`);
-    return { ring, owner: options.owner, token: options.token, fence: Number(reply[0]), expiresAt: new Date(now + options.ttlMs).toISOString() };
+    return { ring, owner: options.owner, token: options.token, fence: Number(reply[0]), expiresAt: new Date(now + options.ttlMs).toISOString(), ttlMs: options.ttlMs };
   }
 
   async release(lease: Lease): Promise<void> {

@@ -12,6 +12,8 @@ export interface Lease {
   /** Increases every time the lease changes hands; saves carry it. */
   readonly fence: number;
   readonly expiresAt: string;
+  /** Every fenced save renews the lease for this long. */
+  readonly ttlMs: number;
 }
 
 export interface AuditEvent {
@@ -33,6 +35,7 @@ export interface AcquireOptions {
 
 export interface StateStore {
   load(ring: string): Promise<RingState | null>;
+  /** Fenced: fails unless `lease` is still the ring's current lease; renews it. */
   save(state: RingState, lease: Lease): Promise<void>;
   acquire(ring: string, options: AcquireOptions): Promise<Lease>;
   release(lease: Lease): Promise<void>;

@@ -48,6 +48,18 @@ export function storeContract(name: string, create: (clock: SimulatedClock) => P
       await store.close();
     });
 
+    it('every fenced save renews the lease', async () => {
+      const { store, clock } = await setup();
+      const lease = await store.acquire('ring', { owner: 'a', token: 'ta', ttlMs: 1000 });
+      clock.increment(800);
+      await store.save(sampleState, lease);
+      clock.increment(800);
+      await expect(store.acquire('ring', { owner: 'b', token: 'tb', ttlMs: 1000 })).rejects.toBeInstanceOf(LeaseHeldError);
+      clock.increment(201);
+      await expect(store.acquire('ring', { owner: 'b', token: 'tb', ttlMs: 1000 })).resolves.toMatchObject({ owner: 'b' });
+      await store.close();
+    });
+
     it('appends audit events in order and filters by ring', async () => {
       const { store } = await setup();
       const actor = { user: 'u', host: 'h' };
