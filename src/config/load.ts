@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { cronProblem } from '../core/schedule.js';
 import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { configSchema, defaultGates, targetLocation, type RawConfig, type RingConfig, type StoreConfig } from './schema.js';
@@ -71,6 +72,14 @@ const rules: Rule[] = [
         ),
       ),
     );
+  },
+  function validStartWindows(rings) {
+    return Object.entries(rings).flatMap(([ring, config]) => {
+      const window = config.policy.startWindow;
+      if (!window) return [];
+      const problem = cronProblem(window.cron);
+      return problem ? [`rings.${ring}.policy.startWindow.cron: ${problem}`] : [];
+    });
   },
   function uniqueFieldMapping(rings) {
     return Object.entries(rings).flatMap(([ring, config]) =>

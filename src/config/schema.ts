@@ -155,6 +155,14 @@ export const policySchema = z
     propagate: durationSchema.prefault('10m').describe('soak between add-new and activate'),
     drain: durationSchema.prefault('1h').describe('soak between activate and drop; exceed the longest retry/delay horizon'),
     autoAdvance: z.boolean().default(false).describe('`run` advances rotations whose gates pass'),
+    startWindow: z
+      .strictObject({
+        cron: z.string().min(1).describe('when a window opens (cron expression, UTC), e.g. "0 2 * * 1-5"'),
+        duration: durationSchema.describe('how long it stays open'),
+      })
+      .optional()
+      .describe('`run` starts rotations only inside this window; advancing is not limited'),
+    stuckAfter: durationSchema.optional().describe('a rotation whose gates have blocked this long after its phase began is reported stuck'),
   })
   .prefault({});
 export type Policy = z.infer<typeof policySchema>;

@@ -35,6 +35,8 @@ import { buildGates, evaluateGates, type GateResult } from '../gates/index.js';
 import { generateKey, generateKeyId, keyFingerprint, type KeyMaterial, type RandomBytes } from '../stem/keys.js';
 import type { AuditEvent, Lease, StateStore } from '../store/types.js';
 import { buildStatus, type StatusReport } from './status.js';
+import { insideWindow, stuckFor } from '../core/schedule.js';
+import { formatDuration } from '../config/duration.js';
 import { StemRedis } from '../stem/redis.js';
 import { fieldName, readTarget, toFields, writeOrder, type TargetHandle, type TargetRead } from './targets.js';
 
@@ -92,7 +94,7 @@ export interface PlannedWrite {
 export interface StepResult {
   readonly ring: string;
   readonly action: string;
-  readonly outcome: 'done' | 'resumed' | 'planned' | 'blocked' | 'noop';
+  readonly outcome: 'done' | 'resumed' | 'planned' | 'blocked' | 'stuck' | 'noop';
   readonly phase: string;
   readonly transition?: { readonly kind: string; readonly from: Transition['from']; readonly desired: Transition['desired'] };
   readonly gates: readonly GateResult[];
@@ -270,9 +272,13 @@ export class RingEngine {
   async runOnce(): Promise<StepResult> {
     const { state } = await this.currentState();
     if (state.transition) return this.advance();
+    const now = this.deps.clock.now();
     if (!state.rotation) {
-      if (!rotationDue(state, this.ring.keyIdPrefix ?? '', this.ring.policy.maxAge, this.deps.clock.now())) {
+      if (!rotationDue(state, this.ring.keyIdPrefix ?? '', this.ring.policy.maxAge, now)) {
         return this.result('run', 'noop', state, null, [], [], `active key "${state.activeKeyId}" is younger than maxAge`);
+      }
+      if (!insideWindow(this.ring.policy.startWindow, now)) {
+        return this.result('run', 'noop', state, null, [], [], `rotation due, but outside the start window (${this.ring.policy.startWindow?.cron})`);
       }
       return this.start();
     }
@@ -282,8 +288,11 @@ export class RingEngine {
     try {
       return await this.advance();
     } catch (error) {
-      if (error instanceof GateBlockedError) return this.result('run', 'blocked', state, null, [], [], error.message);
-      throw error;
+      if (!(error instanceof GateBlockedError)) throw error;
+      const stuck = stuckFor(state, this.ring.policy.stuckAfter, now);
+      if (stuck === null) return this.result('run', 'blocked', state, null, [], [], error.message);
+      await this.audit('run', 'blocked', { stuck: true, waitedMs: stuck });
+      return this.result('run', 'stuck', state, null, [], [], `STUCK for ${formatDuration(stuck)} (policy.stuckAfter ${formatDuration(this.ring.policy.stuckAfter as number)}): ${error.message}`);
     }
   }
 

@@ -4,6 +4,7 @@ import type { RingConfig } from '../config/schema.js';
 import { phaseOf, type RingState, type Transition, type WriteRecord } from '../core/types.js';
 import type { GateResult } from '../gates/index.js';
 import type { TargetRead } from './targets.js';
+import { stuckFor } from '../core/schedule.js';
 
 export interface StatusReport {
   readonly ring: string;
@@ -15,6 +16,8 @@ export interface StatusReport {
   readonly targets: readonly { name: string; audience: string; provider: string; location: string; version: string | null; keyIds: string[]; activeKeyId: string | null; inSync: boolean; error?: string }[];
   readonly gates: readonly GateResult[];
   readonly revokedKeyIds: readonly string[];
+  /** How long the rotation has been stuck (policy.stuckAfter exceeded while gates block), or null. */
+  readonly stuckForMs: number | null;
   readonly next: string;
 }
 
@@ -62,6 +65,7 @@ export function buildStatus(ring: RingConfig, state: RingState, targets: readonl
     targets: targetRows,
     gates,
     revokedKeyIds: state.revokedKeyIds,
+    stuckForMs: gates.some((gate) => gate.verdict !== 'pass') ? stuckFor(state, ring.policy.stuckAfter, now) : null,
     next: nextAction(ring, state, gates, targetRows),
   };
 }

@@ -41,6 +41,7 @@ export function formatStatus(report: StatusReport): string {
     lines.push('gates:');
     lines.push(...formatGates(report.gates));
   }
+  if (report.stuckForMs !== null) lines.push(`STUCK: gates have blocked for ${formatDuration(report.stuckForMs)} (policy.stuckAfter)`);
   lines.push(`next: ${report.next}`);
   return lines.join('\n');
 }

@@ -1,5 +1,5 @@
 import { formatDuration, parseDuration } from '../../config/duration.js';
-import { ConfigError, LeaseHeldError, isRotorError } from '../../errors.js';
+import { ConfigError, ExitCode, LeaseHeldError, isRotorError } from '../../errors.js';
 import type { StepResult } from '../../engine/engine.js';
 import { systemClock } from '../../clock.js';
 import { createContext, print, type CommonOptions } from '../context.js';
@@ -43,7 +43,8 @@ export async function runCommand(options: RunOptions): Promise<number> {
   for (;;) {
     const outcomes = await runPass(options);
     print(options, outcomes, () => outcomes.map((o) => ('action' in o ? formatStep(o) : `${o.ring}: ${o.outcome}: ${o.message}`)).join('\n'));
-    const worst = Math.max(0, ...outcomes.map((o) => ('exitCode' in o && o.exitCode !== undefined ? o.exitCode : 0)));
+    // A stuck rotation is not silent: exit 3 (blocked) even though waiting is normal for `run`.
+    const worst = Math.max(0, ...outcomes.map((o) => ('exitCode' in o && o.exitCode !== undefined ? o.exitCode : o.outcome === 'stuck' ? ExitCode.blocked : 0)));
     if (intervalMs === undefined) return worst;
     process.stderr.write(`next pass in ${formatDuration(intervalMs)}\n`);
     await systemClock.sleep(intervalMs);
