@@ -61,7 +61,8 @@ common(program.command('revoke').description('emergency: remove a key everywhere
 
 common(program.command('run').description('the scheduled job: start rotations past maxAge, advance those whose gates pass (autoAdvance)'))
   .option('--once', 'one pass over every ring, then exit')
-  .option('--interval <duration>', 'repeat every DUR (e.g. 5m)')
+  .option('--interval <duration>', 'repeat every DUR (e.g. 5m); SIGTERM finishes the ring in progress and exits')
+  .option('--listen <host:port>', 'with --interval: serve /metrics (Prometheus) and /healthz')
   .action(async (options) => {
     const { runCommand } = await import('./commands/run.js');
     process.exitCode = await runCommand(options);

@@ -15,6 +15,8 @@ export interface Context {
   readonly config: Config;
   readonly store: StateStore;
   engine(ring: string): RingEngine;
+  /** Ends this context's store connection. */
+  close(): Promise<void>;
 }
 
 export function configPath(options: CommonOptions): string {
@@ -43,6 +45,10 @@ export async function createContext(options: CommonOptions, log?: Log): Promise<
     config,
     store,
     engine: (ring) => new RingEngine(findRing(config, ring), { store, clock: systemClock, ...(progress ? { progress } : {}) }),
+    close: async () => {
+      openStores.splice(openStores.indexOf(store), 1);
+      await store.close();
+    },
   };
 }
 

@@ -1,23 +1,30 @@
 import { formatDuration, parseDuration } from '../../config/duration.js';
 import { ConfigError, ExitCode, LeaseHeldError, isRotorError } from '../../errors.js';
 import type { StepResult } from '../../engine/engine.js';
-import { systemClock } from '../../clock.js';
 import { createContext, print, type CommonOptions } from '../context.js';
-import { createLog } from '../log.js';
+import type { StatusReport } from '../../engine/status.js';
+import { createLog, type Log } from '../log.js';
 import { formatStep } from './format.js';
 
 export interface RunOptions extends CommonOptions {
   readonly once?: boolean;
   readonly interval?: string;
+  readonly listen?: string;
 }
 
 type RingOutcome = StepResult | { ring: string; outcome: 'skipped' | 'failed'; message: string; exitCode?: number };
 
-async function runPass(options: RunOptions): Promise<RingOutcome[]> {
-  const log = await createLog();
+interface Pass {
+  readonly outcomes: RingOutcome[];
+  readonly statuses: StatusReport[];
+}
+
+async function runPass(options: RunOptions, log: Log, shouldStop: () => boolean, withStatus: boolean): Promise<Pass> {
   const context = await createContext(options, log);
   const outcomes: RingOutcome[] = [];
+  const statuses: StatusReport[] = [];
   for (const ring of context.config.rings) {
+    if (shouldStop()) break;
     try {
       outcomes.push(await context.engine(ring.name).runOnce());
     } catch (error) {
@@ -29,24 +36,83 @@ async function runPass(options: RunOptions): Promise<RingOutcome[]> {
       log.warn(`${ring.name}: ${error.message}`, { ring: ring.name, code: error.code });
       outcomes.push({ ring: ring.name, outcome: 'failed', message: error.message, exitCode: error.exitCode });
     }
+    if (withStatus) statuses.push(await context.engine(ring.name).status().catch(() => null as never));
   }
-  return outcomes;
+  await context.close();
+  return { outcomes, statuses: statuses.filter(Boolean) };
 }
 
-/** The scheduled job. A failed ring does not stop the others; the exit code reports the worst. */
+/** /healthz: the store answers, and Stem's Redis answers for every ring that reads it. */
+async function health(options: RunOptions): Promise<{ ok: boolean; detail: string }> {
+  const context = await createContext(options);
+  try {
+    const first = context.config.rings[0];
+    if (first) await context.store.load(first.name);
+    const { StemRedis } = await import('../../stem/redis.js');
+    for (const ring of context.config.rings) {
+      if (!ring.stem) continue;
+      const redis = new StemRedis(ring.stem);
+      try {
+        await (await redis.broker()).ping();
+        await (await redis.backend()).ping();
+      } finally {
+        await redis.close();
+      }
+    }
+    return { ok: true, detail: `store and signal sources of ${context.config.rings.length} rings reachable` };
+  } finally {
+    await context.close();
+  }
+}
+
+/**
+ * The scheduled job. A failed ring does not stop the others; the exit code reports the worst.
+ * With --interval it is a daemon: SIGTERM/SIGINT finish the ring in progress (its write and lease
+ * release) and exit 0; --listen serves /metrics and /healthz.
+ */
 export async function runCommand(options: RunOptions): Promise<number> {
   if (options.once && options.interval) throw new ConfigError('use either --once or --interval DUR');
+  if (options.listen && !options.interval) throw new ConfigError('--listen needs --interval (it serves the daemon)');
+  if (options.listen && !/^([\w.-]*|\[[\d:a-f]+\]):\d{1,5}$/i.test(options.listen)) throw new ConfigError(`--listen ${options.listen}: expected HOST:PORT or :PORT`);
   const intervalMs = options.interval === undefined ? undefined : parseDuration(options.interval);
   if (options.interval !== undefined && (intervalMs === undefined || intervalMs < 1000)) {
     throw new ConfigError(`--interval ${options.interval}: expected a duration of at least 1s, like 5m`);
   }
-  for (;;) {
-    const outcomes = await runPass(options);
-    print(options, outcomes, () => outcomes.map((o) => ('action' in o ? formatStep(o) : `${o.ring}: ${o.outcome}: ${o.message}`)).join('\n'));
-    // A stuck rotation is not silent: exit 3 (blocked) even though waiting is normal for `run`.
-    const worst = Math.max(0, ...outcomes.map((o) => ('exitCode' in o && o.exitCode !== undefined ? o.exitCode : o.outcome === 'stuck' ? ExitCode.blocked : 0)));
-    if (intervalMs === undefined) return worst;
-    process.stderr.write(`next pass in ${formatDuration(intervalMs)}\n`);
-    await systemClock.sleep(intervalMs);
+  const log = await createLog();
+  let stopping = false;
+  let wake: (() => void) | null = null;
+  const stop = (signal: string) => {
+    if (!stopping) log.info(`${signal}: finishing the ring in progress, then exiting`);
+    stopping = true;
+    wake?.();
+  };
+  if (intervalMs !== undefined) {
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  }
+  const { serveMetrics } = options.listen ? await import('../metrics.js') : { serveMetrics: null };
+  const metrics = serveMetrics && options.listen ? await serveMetrics(options.listen, () => health(options)) : null;
+  try {
+    for (;;) {
+      const { outcomes, statuses } = await runPass(options, log, () => stopping, metrics !== null);
+      metrics?.recordPass(outcomes.map((o) => ({ ring: o.ring, outcome: o.outcome, writes: 'writes' in o ? o.writes.filter((w) => 'status' in w && w.status === 'verified').length : 0 })), statuses);
+      print(options, outcomes, () => outcomes.map((o) => ('action' in o ? formatStep(o) : `${o.ring}: ${o.outcome}: ${o.message}`)).join('\n'));
+      // A stuck rotation is not silent: exit 3 (blocked) even though waiting is normal for `run`.
+      const worst = Math.max(0, ...outcomes.map((o) => ('exitCode' in o && o.exitCode !== undefined ? o.exitCode : o.outcome === 'stuck' ? ExitCode.blocked : 0)));
+      if (intervalMs === undefined) return worst;
+      if (stopping) return 0;
+      log.info(`next pass in ${formatDuration(intervalMs)}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, intervalMs);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      wake = null;
+      if (stopping) return 0;
+    }
+  } finally {
+    await metrics?.close();
   }
 }
