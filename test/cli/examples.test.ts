@@ -14,6 +14,23 @@ describe('examples', () => {
     expect(() => parseConfig(parse(readFileSync(path, 'utf8')), path)).not.toThrow();
   });
 
+  it('the CronJob embeds a valid config and runs `run --once` with the RBAC service account; the daemon runs two replicas with /healthz', () => {
+    const documents = readFileSync(join(EXAMPLES, 'kubernetes', 'cronjob.yaml'), 'utf8').split(/^---$/m).map((text) => parse(text) as Record<string, any>);
+    const configMap = documents.find((document) => document.kind === 'ConfigMap');
+    const config = parse(configMap?.data['stem-rotor.yaml']);
+    expect(() => parseConfig(config, '/etc/stem-rotor/stem-rotor.yaml')).not.toThrow();
+    expect(parseConfig(config, '/etc/stem-rotor/stem-rotor.yaml').store.type).toBe('redis');
+    const cronJob = documents.find((document) => document.kind === 'CronJob');
+    const pod = cronJob?.spec.jobTemplate.spec.template.spec;
+    expect(pod.serviceAccountName).toBe('stem-rotor');
+    expect(pod.containers[0].command).toEqual(expect.arrayContaining(['run', '--once']));
+    expect(cronJob?.spec.concurrencyPolicy).toBe('Forbid');
+    const daemon = parse(readFileSync(join(EXAMPLES, 'kubernetes', 'daemon.yaml'), 'utf8')) as Record<string, any>;
+    expect(daemon.spec.replicas).toBe(2);
+    expect(daemon.spec.template.spec.containers[0].command).toEqual(expect.arrayContaining(['--interval', '--listen']));
+    expect(daemon.spec.template.spec.containers[0].livenessProbe.httpGet.path).toBe('/healthz');
+  });
+
   it('the IAM policy allows exactly the Secrets Manager actions the provider calls, on named secrets', () => {
     const policy = JSON.parse(readFileSync(join(EXAMPLES, 'aws', 'iam-policy.json'), 'utf8')) as { Statement: { Action: string[]; Resource: string[] }[] };
     const source = readFileSync(fileURLToPath(new URL('../../providers/aws-secrets-manager.ts', import.meta.url)), 'utf8');
