@@ -208,15 +208,48 @@ export function planAbort(state: RingState, gates: readonly GateOutcome[], stamp
   return { kind: 'planned', state: { ...state, transition, updatedAt: stamp.now } };
 }
 
+/**
+ * A revoke pre-empting an interrupted revoke plans on top of what that revoke was doing, never on
+ * the stale state before it: its revoked key stays revoked, its replacement stays the replacement.
+ */
+function revokeBase(state: RingState): RingState {
+  const inflight = state.transition;
+  if (!inflight || inflight.kind !== 'revoke') return { ...state, transition: null };
+  return {
+    ...state,
+    keys: inflight.desired.keyIds.map((id) => state.keys.find((key) => key.id === id) ?? { id, fingerprint: '', createdAt: inflight.startedAt }),
+    activeKeyId: inflight.desired.activeKeyId,
+    rotation: null,
+    revokedKeyIds: [...new Set([...state.revokedKeyIds, inflight.revokedKeyId as string])],
+    transition: null,
+  };
+}
+
+interface RevokeChoice {
+  readonly desired: DesiredKeySet;
+  /** The transition generates a fresh key: `'(fresh)'` until the caller supplies its id. */
+  readonly generate: boolean;
+  /** The interrupted revoke already removes the key: finish it (its generated key, if any). */
+  readonly inherited: string | null;
+}
+
+function revokeChoice(state: RingState, keyId: string, freshKeyId: string | null): RevokeChoice {
+  const inflight = state.transition;
+  const base = revokeBase(state);
+  if (inflight?.kind === 'revoke' && !base.keys.some((key) => key.id === keyId)) {
+    return { desired: inflight.desired, generate: false, inherited: inflight.generatedKeyId };
+  }
+  return { ...revokeTarget(base, keyId, freshKeyId), inherited: null };
+}
+
 /** Whether revoking `keyId` needs a freshly generated replacement (it is, or is becoming, active). */
 export function revokeNeedsNewKey(state: RingState, keyId: string): boolean {
-  return revokeTarget(state, keyId, null).generate;
+  return revokeChoice(state, keyId, null).generate;
 }
 
 function revokeTarget(state: RingState, keyId: string, freshKeyId: string | null): { desired: DesiredKeySet; generate: boolean } {
   const rotation = state.rotation;
-  const activeNow = new Set([state.activeKeyId, ...(state.transition ? [state.transition.desired.activeKeyId] : [])]);
-  if (!activeNow.has(keyId)) {
+  if (state.activeKeyId !== keyId) {
     const remaining = state.keys.map((key) => key.id).filter((id) => id !== keyId);
     if (rotation && rotation.oldKeyId === keyId) return { desired: { keyIds: [rotation.newKeyId], activeKeyId: rotation.newKeyId }, generate: false };
     return { desired: { keyIds: remaining, activeKeyId: state.activeKeyId }, generate: false };
@@ -234,23 +267,24 @@ function revokeTarget(state: RingState, keyId: string, freshKeyId: string | null
  * passed its activate gates, else a fresh key). Any rotation involving the key ends.
  */
 export function planRevoke(state: RingState, input: Stamp & { readonly keyId: string; readonly freshKeyId: string | null; readonly reason: string }): RingState {
-  const known = new Set([...state.keys.map((key) => key.id), ...(state.transition?.desired.keyIds ?? [])]);
+  const inflight = state.transition;
+  const known = new Set([...state.keys.map((key) => key.id), ...(inflight?.desired.keyIds ?? [])]);
   if (!known.has(input.keyId)) {
     const hint = state.revokedKeyIds.includes(input.keyId) ? 'it is already revoked' : `the ring holds ${[...known].join(', ')}`;
     throw new InvalidTransitionError(`key "${input.keyId}" is not in ring "${state.ring}" (${hint})`);
   }
-  const { desired, generate } = revokeTarget(state, input.keyId, input.freshKeyId);
+  const base = revokeBase(state);
+  const { desired, generate, inherited } = revokeChoice(state, input.keyId, input.freshKeyId);
   if (generate && input.freshKeyId === null) throw new InternalError('revoking an active key needs a fresh key id');
-  const tolerated = [...known, ...(state.transition?.tolerated ?? [])];
-  const base = state.transition ? { ...state, transition: null } : state;
   const transition = newTransition(base, 'revoke', desired, input, {
-    generatedKeyId: generate ? input.freshKeyId : null,
-    tolerated,
+    generatedKeyId: generate ? input.freshKeyId : inherited,
+    tolerated: [...new Set([...known, ...(inflight?.tolerated ?? [])])],
     parallel: true,
     revokedKeyId: input.keyId,
     reason: input.reason,
   });
-  return { ...base, transition, updatedAt: input.now };
+  // The persisted keys stay those of the last completed transition; the revoked ids are final now.
+  return { ...state, revokedKeyIds: base.revokedKeyIds, transition, updatedAt: input.now };
 }
 
 /**
@@ -315,7 +349,7 @@ export function completeTransition(state: RingState, fingerprints: ReadonlyMap<s
     case 'abort':
       return { ...base, rotation: null };
     case 'revoke':
-      return { ...base, rotation: null, revokedKeyIds: [...state.revokedKeyIds, transition.revokedKeyId as string] };
+      return { ...base, rotation: null, revokedKeyIds: [...new Set([...state.revokedKeyIds, transition.revokedKeyId as string])] };
   }
 }
 

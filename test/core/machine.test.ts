@@ -13,6 +13,7 @@ import {
   planRevoke,
   planStart,
   recordWrite,
+  revokeNeedsNewKey,
   rotationDue,
 } from '../../src/core/machine.js';
 import { phaseOf, type GateOutcome, type ObservedTarget, type RingState, type Transition } from '../../src/core/types.js';
@@ -150,6 +151,27 @@ describe('revoke', () => {
     const planned = planRevoke(inFlight, { ...stamp(), keyId: 'k1', freshKeyId: 'k9', reason: 'leak' });
     expect(planned.transition?.tolerated).toEqual(expect.arrayContaining(['k1', 'k2']));
     expect(() => checkTargets(planned, [target('a', ['k1', 'k2'], 'k1'), target('b', ['k9'], 'k9')])).not.toThrow();
+  });
+});
+
+describe('revoke pre-empting an interrupted revoke (found by the model test)', () => {
+  it('never resurrects the key the interrupted revoke removed, and finishes it when it already removes the new target', () => {
+    // activated: k1 → k2; a revoke of the active k2 (→ fresh k3) was interrupted after writing everything
+    let { state, targets } = apply(planStart(stable(), { ...stamp(), rotationId: 'r', newKeyId: 'k2' }), [target('a', ['k1'], 'k1')]);
+    ({ state, targets } = apply((planAdvance(state, pass, stamp()) as { state: RingState }).state, targets));
+    expect(targets[0]?.activeKeyId).toBe('k2');
+    const interrupted = planRevoke(state, { ...stamp(), keyId: 'k2', freshKeyId: 'k3', reason: 'leak' });
+    expect(interrupted.transition?.desired).toEqual({ keyIds: ['k3'], activeKeyId: 'k3' });
+    // now someone revokes k1 (still listed in the stale ring state)
+    const next = planRevoke(interrupted, { ...stamp(), keyId: 'k1', freshKeyId: 'k9', reason: 'leak too' });
+    expect(next.transition).toMatchObject({ desired: { keyIds: ['k3'], activeKeyId: 'k3' }, generatedKeyId: 'k3', revokedKeyId: 'k1' });
+    expect(next.revokedKeyIds).toEqual(['k2']);
+    expect(revokeNeedsNewKey(interrupted, 'k1')).toBe(false);
+    // revoking the replacement itself gets another fresh key, still without k2
+    const again = planRevoke(interrupted, { ...stamp(), keyId: 'k3', freshKeyId: 'k9', reason: 'x' });
+    expect(again.transition?.desired).toEqual({ keyIds: ['k9'], activeKeyId: 'k9' });
+    const done = apply(again, [target('a', ['k3'], 'k3')]).state;
+    expect(done.revokedKeyIds).toEqual(['k2', 'k3']);
   });
 });
 
