@@ -44,7 +44,7 @@ export async function createContext(options: CommonOptions, log?: Log): Promise<
   return {
     config,
     store,
-    engine: (ring) => new RingEngine(findRing(config, ring), { store, clock: systemClock, ...(progress ? { progress } : {}) }),
+    engine: (ring) => new RingEngine(findRing(config, ring), { store, clock: systemClock, leaseTtlMs: config.store.leaseTtl, ...(progress ? { progress } : {}) }),
     close: async () => {
       openStores.splice(openStores.indexOf(store), 1);
       await store.close();

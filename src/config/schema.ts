@@ -194,12 +194,16 @@ export function defaultGates(withStem: boolean): RingConfig['gates'] {
     ? { beforeActivate: slot(['soak', 'stem-workers', 'stem-dlq']), beforeDrop: slot(['soak', 'stem-workers', 'stem-backlog', 'stem-dlq']) }
     : { beforeActivate: slot(['soak']), beforeDrop: slot(['soak']) };
 }
+const leaseTtlSchema = durationSchema
+  .prefault('5m')
+  .describe("how long a dead orchestrator's lease blocks others; every save renews it");
+
 export const storeSchema = z
   .discriminatedUnion('type', [
-    z.strictObject({ type: z.literal('file'), dir: z.string().min(1).default('.stem-rotor') }),
-    redisEndpointSchema.extend({ type: z.literal('redis'), prefix: z.string().min(1).default('stem-rotor').describe('key prefix') }).strict(),
+    z.strictObject({ type: z.literal('file'), dir: z.string().min(1).default('.stem-rotor'), leaseTtl: leaseTtlSchema }),
+    redisEndpointSchema.extend({ type: z.literal('redis'), prefix: z.string().min(1).default('stem-rotor').describe('key prefix'), leaseTtl: leaseTtlSchema }).strict(),
   ])
-  .default({ type: 'file', dir: '.stem-rotor' });
+  .prefault({ type: 'file' });
 export type StoreConfig = z.infer<typeof storeSchema>;
 
 export const configSchema = z.strictObject({
