@@ -2,8 +2,9 @@
  * Property-based model test: 2–4 orchestrators (separate engines, one shared store and shared
  * targets) run random interleavings of start / advance / abort / revoke / run, with crashes at
  * random writes and saves, transient provider faults and store faults. After every step the
- * targets are read back and S1–S3, S7 (nothing unparseable), S8 (no secret in state or audit) and
- * S10 (agreement whenever no transition is in flight) are checked. A failure prints the seed and
+ * targets are read back and S1–S3, S7 (nothing unparseable), S8 (no secret in state or audit), S9
+ * (other lines kept) and S10 (agreement whenever no transition is in flight) are checked, and S4 (the
+ * next command converges) at the end of every run. A failure prints the seed and
  * path; replay with STEM_ROTOR_MODEL_SEED=<seed> STEM_ROTOR_MODEL_PATH=<path>.
  */
 import { readFileSync, readdirSync } from 'node:fs';
@@ -17,7 +18,7 @@ import { isRotorError } from '../../src/errors.js';
 import { keyFingerprint } from '../../src/stem/keys.js';
 import { STEM_ENV_NAMES, loadStemSigningConfig, type SigningEnv } from '../../src/stem/signing-env.js';
 import type { StateStore } from '../../src/store/types.js';
-import { createHarness, dotenvFor, type Harness } from '../helpers/ring.js';
+import { UNRELATED_LINES, createHarness, dotenvFor, type Harness } from '../helpers/ring.js';
 
 const STEPS = Number(process.env.STEM_ROTOR_MODEL_STEPS ?? 10_000);
 const PER_RUN = 40;
@@ -141,6 +142,9 @@ async function check(h: Harness, before: Map<string, Observed>, revoking: boolea
   }
   for (const target of h.ring.targets) {
     const env = readFileSync(h.path(target.name), 'utf8');
+    // S9: every line that is not stem-rotor's is kept byte for byte
+    expect(env.startsWith(UNRELATED_LINES), target.name).toBe(true);
+    expect(env.endsWith('# tail comment\n'), target.name).toBe(true);
     for (const match of env.matchAll(/:([A-Za-z0-9+/=]{40,})/g)) secrets.add(match[1] as string);
   }
   return after;
