@@ -6,7 +6,7 @@
  * page of entries. Connection options (TLS, ACL user, password, DB) come from the same endpoint
  * config as every other Redis connection.
  */
-import { connect as netConnect, type Socket } from 'node:net';
+import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { RedisEndpoint } from '../config/schema.js';
 import { RotorError } from '../errors.js';
@@ -238,7 +238,7 @@ export class StreamReader {
         else resolve(socket);
       };
       const socket = options.tls
-        ? tlsConnect({ host: options.host, port: options.port, servername: options.tls.servername ?? options.host, ...options.tls }, () => done())
+        ? tlsConnect({ host: options.host, port: options.port, ...(isIP(options.host ?? '') ? {} : { servername: options.host }), ...options.tls }, () => done())
         : netConnect({ host: options.host as string, port: options.port as number }, () => done());
       socket.once('error', done);
     });
