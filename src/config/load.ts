@@ -2,7 +2,6 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { cronProblem } from '../core/schedule.js';
 import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { configSchema, defaultGates, targetLocation, type RawConfig, type RingConfig, type StoreConfig } from './schema.js';
@@ -72,14 +71,6 @@ const rules: Rule[] = [
         ),
       ),
     );
-  },
-  function validStartWindows(rings) {
-    return Object.entries(rings).flatMap(([ring, config]) => {
-      const window = config.policy.startWindow;
-      if (!window) return [];
-      const problem = cronProblem(window.cron);
-      return problem ? [`rings.${ring}.policy.startWindow.cron: ${problem}`] : [];
-    });
   },
   function uniqueFieldMapping(rings) {
     return Object.entries(rings).flatMap(([ring, config]) =>
@@ -158,7 +149,21 @@ export async function loadConfig(path: string): Promise<Config> {
   } catch (error) {
     throw new ConfigError(`config ${absolute}: not valid ${absolute.endsWith('.json') ? 'JSON' : 'YAML'}: ${(error as Error).message}`);
   }
-  return parseConfig(document ?? {}, absolute);
+  const config = parseConfig(document ?? {}, absolute);
+  await checkStartWindows(config);
+  return config;
+}
+
+/** Cron expressions are checked only when a ring has a start window (cron-parser loads lazily). */
+export async function checkStartWindows(config: Config): Promise<void> {
+  const windows = config.rings.filter((ring) => ring.policy.startWindow);
+  if (windows.length === 0) return;
+  const { cronProblem } = await import('../core/cron-window.js');
+  const errors = windows.flatMap((ring) => {
+    const problem = cronProblem(ring.policy.startWindow?.cron ?? '');
+    return problem ? [`rings.${ring.name}.policy.startWindow.cron: ${problem}`] : [];
+  });
+  if (errors.length > 0) throw new ConfigError(`invalid config ${config.path}:\n  ${errors.join('\n  ')}`);
 }
 
 /** The file store's directory; throws for a config whose store is not a file store. */

@@ -35,7 +35,7 @@ import { buildGates, evaluateGates, type GateResult } from '../gates/index.js';
 import { generateKey, generateKeyId, keyFingerprint, type KeyMaterial, type RandomBytes } from '../stem/keys.js';
 import type { AuditEvent, Lease, StateStore } from '../store/types.js';
 import { buildStatus, type StatusReport } from './status.js';
-import { insideWindow, stuckFor } from '../core/schedule.js';
+import { stuckFor } from '../core/schedule.js';
 import { formatDuration } from '../config/duration.js';
 import { StemRedis } from '../stem/redis.js';
 import { fieldName, readTarget, toFields, writeOrder, type TargetHandle, type TargetRead } from './targets.js';
@@ -277,7 +277,8 @@ export class RingEngine {
       if (!rotationDue(state, this.ring.keyIdPrefix ?? '', this.ring.policy.maxAge, now)) {
         return this.result('run', 'noop', state, null, [], [], `active key "${state.activeKeyId}" is younger than maxAge`);
       }
-      if (!insideWindow(this.ring.policy.startWindow, now)) {
+      const window = this.ring.policy.startWindow;
+      if (window && !(await import('../core/cron-window.js')).insideWindow(window, now)) {
         return this.result('run', 'noop', state, null, [], [], `rotation due, but outside the start window (${this.ring.policy.startWindow?.cron})`);
       }
       return this.start();

@@ -1,7 +1,7 @@
 /** The scheduled job's decisions: start windows (cron) and stuck rotations. */
 import { describe, expect, it } from 'vitest';
-import { insideWindow } from '../../src/core/schedule.js';
-import { parseConfig } from '../../src/config/load.js';
+import { insideWindow } from '../../src/core/cron-window.js';
+import { checkStartWindows, parseConfig } from '../../src/config/load.js';
 import { ConfigError } from '../../src/errors.js';
 import { createHarness } from '../helpers/ring.js';
 
@@ -17,10 +17,11 @@ describe('start window', () => {
     expect(insideWindow(undefined, new Date())).toBe(true);
   });
 
-  it('an invalid cron expression is a config error naming the field', () => {
+  it('an invalid cron expression is a config error naming the field', async () => {
     const document = { rings: { r: { policy: { startWindow: { cron: 'every tuesday', duration: '1h' } }, targets: [{ name: 't', provider: 'dotenv', path: 'x.env' }] } } };
-    expect(() => parseConfig(document, '/tmp/c.json')).toThrow(ConfigError);
-    expect(() => parseConfig(document, '/tmp/c.json')).toThrow(/rings\.r\.policy\.startWindow\.cron: invalid cron expression/);
+    const config = parseConfig(document, '/tmp/c.json');
+    await expect(checkStartWindows(config)).rejects.toBeInstanceOf(ConfigError);
+    await expect(checkStartWindows(config)).rejects.toThrow(/rings\.r\.policy\.startWindow\.cron: invalid cron expression/);
   });
 
   it('run starts a due rotation only inside the window', async () => {
