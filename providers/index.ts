@@ -1,14 +1,14 @@
 /** Provider registry: the config's `provider` key → a lazily imported factory, so unused SDKs never load. */
 import type { TargetConfig } from '../src/config/schema.js';
-import type { Provider } from './types.js';
+import type { Provider, ProviderNotice } from './types.js';
 
-export type { Provider, TargetSnapshot, WriteRequest } from './types.js';
+export type { Provider, ProviderNotice, TargetSnapshot, WriteRequest } from './types.js';
 
-export async function createProvider(target: TargetConfig): Promise<Provider> {
+export async function createProvider(target: TargetConfig, notice?: ProviderNotice): Promise<Provider> {
   switch (target.provider) {
     case 'dotenv': {
       const { default: createDotenvProvider } = await import('./dotenv.js');
-      return createDotenvProvider({ target: target.name, path: target.path });
+      return createDotenvProvider({ target: target.name, path: target.path, dialect: target.dialect, ...(notice ? { notice } : {}) });
     }
     case 'vault-kv2': {
       const { default: createVaultKv2Provider } = await import('./vault-kv2.js');

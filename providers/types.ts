@@ -25,4 +25,13 @@ export interface Provider {
   readonly location: string;
   read(fields: readonly string[]): Promise<TargetSnapshot>;
   write(request: WriteRequest): Promise<{ readonly version: string }>;
+  /** Refuses, before any target of the command is written, a write that cannot succeed here. */
+  preflightWrite?(): Promise<void>;
+  /** Temp files that crashed writers left beside the target (they may hold keys), for `check`. */
+  residue?(): Promise<readonly string[]>;
+  /** Removes the residue whose writers are gone; the engine calls it holding the ring's lease. */
+  removeResidue?(): Promise<readonly string[]>;
 }
+
+/** Something a provider did on its own that belongs in the audit trail (e.g. breaking a dead writer's lock). */
+export type ProviderNotice = (action: string, details: Readonly<Record<string, unknown>>) => void;

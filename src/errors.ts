@@ -94,3 +94,42 @@ export class InternalError extends RotorError {
 export function isRotorError(value: unknown): value is RotorError {
   return value instanceof Error && typeof (value as RotorError).exitCode === 'number' && 'code' in value;
 }
+
+const IO_EXPLANATIONS: Readonly<Record<string, string>> = {
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+  ENOSPC: 'no space left on device',
+  EDQUOT: 'disk quota exceeded',
+  ENOENT: 'no such file or directory',
+  EEXIST: 'already exists',
+  EISDIR: 'is a directory',
+  ENOTDIR: 'a path component is not a directory',
+  ELOOP: 'too many levels of symbolic links',
+  EMFILE: 'too many open files',
+  EBUSY: 'resource busy',
+  EXDEV: 'crosses file systems',
+};
+
+/** A failed system call with a path (Node's fs errors), one of the expected kinds. */
+export function isExpectedIoError(error: unknown): error is NodeJS.ErrnoException & { code: string } {
+  return error instanceof Error && typeof (error as NodeJS.ErrnoException).code === 'string' && (error as NodeJS.ErrnoException).code! in IO_EXPLANATIONS;
+}
+
+/** An expected I/O failure: one line naming the operation and the path, never a stack trace. */
+export class IoError extends RotorError {
+  override name = 'IoError' as const;
+  override readonly code: string;
+  override readonly exitCode: ExitCodeValue;
+  constructor(operation: string, path: string, errno: string, options: { exitCode?: ExitCodeValue; hint?: string; cause?: unknown } = {}) {
+    super(`cannot ${operation} ${path}: ${IO_EXPLANATIONS[errno] ?? errno} (${errno})${options.hint ? `; ${options.hint}` : ''}`, { cause: options.cause });
+    this.code = `IO_${errno}`;
+    this.exitCode = options.exitCode ?? ExitCode.failure;
+  }
+}
+
+/** Wraps an expected I/O error as an IoError naming `operation` and `path`; anything else is rethrown as is. */
+export function asIoError(error: unknown, operation: string, path: string, options: { exitCode?: ExitCodeValue; hint?: string } = {}): unknown {
+  if (isRotorError(error) || !isExpectedIoError(error)) return error;
+  return new IoError(operation, path, error.code, { ...options, cause: error });
+}

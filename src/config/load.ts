@@ -1,10 +1,11 @@
 /** Config pipeline: read → parse (YAML or JSON) → zod schema → cross-field rules → resolved config. */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
-import { configSchema, defaultGates, targetLocation, type RawConfig, type RingConfig, type StoreConfig } from './schema.js';
+import { resolvePath } from '../files/regular.js';
+import { configSchema, defaultGates, targetLocation, type RawConfig, type RingConfig, type StoreConfig, type TargetConfig } from './schema.js';
 
 export const DEFAULT_CONFIG_FILE = 'stem-rotor.yaml';
 
@@ -82,12 +83,19 @@ const rules: Rule[] = [
   },
 ];
 
+/** A dotenv file is one place however many links lead to it: its device and inode. */
+function placeOf(target: TargetConfig): string {
+  if (target.provider !== 'dotenv') return targetLocation(target);
+  const stat = statSync(target.path, { throwIfNoEntry: false });
+  return stat ? `file ${resolvePath(target.path)} (device ${stat.dev}, inode ${stat.ino})` : targetLocation(target);
+}
+
 function oneTargetPerPlace(rings: readonly RingConfig[]): string[] {
   const owners = new Map<string, string>();
   const errors: string[] = [];
   for (const ring of rings) {
     for (const target of ring.targets) {
-      const place = targetLocation(target);
+      const place = placeOf(target);
       const owner = owners.get(place);
       if (owner) errors.push(`rings.${ring.name}: target "${target.name}" uses ${place}, already used by ${owner}`);
       owners.set(place, `${ring.name}/${target.name}`);

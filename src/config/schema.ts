@@ -1,8 +1,8 @@
 /** The config file's schema: the single source of config types (`z.infer`). */
 import * as z from 'zod';
-import { keyIdProblem } from '../stem/keys.js';
 import { ALGORITHMS, STEM_ENV_NAMES, type StemEnvName } from '../stem/signing-env.js';
 import { durationSchema } from './duration.js';
+import { DIALECTS } from '../envfile/codec.js';
 
 const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'use letters, digits, ".", "_" and "-"');
 
@@ -20,7 +20,8 @@ const targetBase = {
 export const dotenvTargetSchema = z.strictObject({
   ...targetBase,
   provider: z.literal('dotenv'),
-  path: z.string().min(1).describe('the .env file, relative to the config file'),
+  path: z.string().min(1).describe('the .env file, relative to the config file; links are followed'),
+  dialect: z.enum(DIALECTS).default('dotenv').describe('who reads the file: dotenv libraries, docker --env-file, or systemd EnvironmentFile'),
 });
 
 const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name');
@@ -171,7 +172,7 @@ export const ringSchema = z.strictObject({
   algorithm: z.enum(ALGORITHMS).default('hmac-sha256'),
   keyIdPrefix: z
     .string()
-    .refine((prefix) => prefix === '' || keyIdProblem(prefix) === null, 'key id prefix must not contain ":", "," or whitespace')
+    .regex(/^[A-Za-z0-9._@/+~-]*$/, 'use letters, digits and . _ @ / + ~ - (new key ids must be written unquoted in every env-file dialect)')
     .optional()
     .describe('new key ids are <prefix><yyyymmdd>-<4 hex>; defaults to "<ring>-"'),
   policy: policySchema,

@@ -8,8 +8,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseDotenv } from '../../providers/dotenv.js';
-import { STEM_ENV_NAMES, loadStemSigningConfig, type SigningEnv } from '../../src/stem/signing-env.js';
+import { signingEnvOf } from '../../src/envfile/codec.js';
+import { loadStemSigningConfig, type SigningEnv } from '../../src/stem/signing-env.js';
 import { BIN, cliAsync } from '../helpers/cli.js';
 import { tempDir } from '../helpers/fs.js';
 import { RedisServer, killProcess } from '../helpers/redis-server.js';
@@ -30,7 +30,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function dotenvKeys(path: string) {
   const env: SigningEnv = {};
-  for (const [name, assignment] of parseDotenv(readFileSync(path, 'utf8'), STEM_ENV_NAMES, path)) env[name as keyof SigningEnv] = assignment.value;
+  Object.assign(env, signingEnvOf(readFileSync(path), path));
   const config = loadStemSigningConfig(env);
   return { keys: [...config.verificationKeys.keys()].sort(), active: config.activeKeyId };
 }

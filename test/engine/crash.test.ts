@@ -5,10 +5,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { parseDotenv } from '../../providers/dotenv.js';
+import { signingEnvOf } from '../../src/envfile/codec.js';
 import type { Provider } from '../../providers/types.js';
 import type { TargetConfig } from '../../src/config/schema.js';
-import { loadStemSigningConfig, STEM_ENV_NAMES, type SigningEnv } from '../../src/stem/signing-env.js';
+import { loadStemSigningConfig, type SigningEnv } from '../../src/stem/signing-env.js';
 import { keyFingerprint } from '../../src/stem/keys.js';
 import type { StateStore } from '../../src/store/types.js';
 import { createHarness, dotenvFor, UNRELATED_LINES, type Harness, type RingSpec } from '../helpers/ring.js';
@@ -102,7 +102,7 @@ function observe(h: Harness, spec: RingSpec): Promise<Outcome> {
   for (const target of h.ring.targets) {
     const content = readFileSync(h.path(target.name), 'utf8');
     const env: SigningEnv = {};
-    for (const [name, a] of parseDotenv(content, STEM_ENV_NAMES, target.name)) env[name as keyof SigningEnv] = a.value;
+    Object.assign(env, signingEnvOf(content, target.name));
     const config = loadStemSigningConfig(env);
     const keys = [...config.verificationKeys.keys()];
     targets[target.name] = {

@@ -11,12 +11,12 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { parseDotenv } from '../../providers/dotenv.js';
+import { signingEnvOf } from '../../src/envfile/codec.js';
 import type { Provider } from '../../providers/types.js';
 import type { TargetConfig } from '../../src/config/schema.js';
 import { isRotorError } from '../../src/errors.js';
 import { keyFingerprint } from '../../src/stem/keys.js';
-import { STEM_ENV_NAMES, loadStemSigningConfig, type SigningEnv } from '../../src/stem/signing-env.js';
+import { loadStemSigningConfig, type SigningEnv } from '../../src/stem/signing-env.js';
 import type { StateStore } from '../../src/store/types.js';
 import { UNRELATED_LINES, createHarness, dotenvFor, type Harness } from '../helpers/ring.js';
 
@@ -45,7 +45,7 @@ function observe(h: Harness): Map<string, Observed> {
   const result = new Map<string, Observed>();
   for (const target of h.ring.targets) {
     const env: SigningEnv = {};
-    for (const [name, assignment] of parseDotenv(readFileSync(h.path(target.name), 'utf8'), STEM_ENV_NAMES, target.name)) env[name as keyof SigningEnv] = assignment.value;
+    Object.assign(env, signingEnvOf(readFileSync(h.path(target.name)), target.name));
     const config = loadStemSigningConfig(env); // S7: always parseable
     const keys = [...config.verificationKeys.keys()];
     result.set(target.name, { keys, active: config.activeKeyId, fingerprints: new Map(keys.map((id) => [id, keyFingerprint('hmac-sha256', { id, secret: config.verificationKeys.get(id) })])) });

@@ -1,8 +1,8 @@
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { parseDotenv } from '../../providers/dotenv.js';
+import { signingEnvOf } from '../../src/envfile/codec.js';
 import { GateBlockedError, InvalidTransitionError, TargetContentError } from '../../src/errors.js';
-import { loadStemSigningConfig, STEM_ENV_NAMES, type SigningEnv } from '../../src/stem/signing-env.js';
+import { loadStemSigningConfig, type SigningEnv } from '../../src/stem/signing-env.js';
 import { ed25519PublicFromSeed } from '../../src/stem/keys.js';
 import { signEnvelope, verifyEnvelope } from '../../src/stem/signer.js';
 import { V1 } from '../stem/vectors.js';
@@ -12,7 +12,7 @@ const MINUTE = 60_000;
 
 function env(h: Harness, target: string): SigningEnv {
   const result: SigningEnv = {};
-  for (const [name, assignment] of parseDotenv(readFileSync(h.path(target), 'utf8'), STEM_ENV_NAMES, target)) result[name as keyof SigningEnv] = assignment.value;
+  Object.assign(result, signingEnvOf(readFileSync(h.path(target)), target));
   return result;
 }
 

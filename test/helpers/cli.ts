@@ -2,8 +2,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { parseDotenv } from '../../providers/dotenv.js';
-import { STEM_ENV_NAMES } from '../../src/stem/signing-env.js';
+import { signingEnvOf } from '../../src/envfile/codec.js';
 import { decodeDartBase64 } from '../../src/stem/base64.js';
 
 export const BIN = fileURLToPath(new URL('../../dist/src/cli/bin.js', import.meta.url));
@@ -47,10 +46,10 @@ export function cliAsync(args: readonly string[], options: { cwd?: string; env?:
 
 /** Every secret (HMAC secret, Ed25519 seed) in a dotenv file, in every encoding it could leak in. */
 export function secretsIn(path: string): string[] {
-  const assignments = parseDotenv(readFileSync(path, 'utf8'), STEM_ENV_NAMES, path);
+  const env = signingEnvOf(readFileSync(path), path);
   const forms: string[] = [];
-  for (const name of ['STEM_SIGNING_KEYS', 'STEM_SIGNING_PRIVATE_KEYS']) {
-    const value = assignments.get(name)?.value;
+  for (const name of ['STEM_SIGNING_KEYS', 'STEM_SIGNING_PRIVATE_KEYS'] as const) {
+    const value = env[name];
     if (!value) continue;
     for (const entry of value.split(',')) {
       const encoded = entry.split(':')[1];

@@ -6,17 +6,17 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
-import { parseDotenv } from '../../providers/dotenv.js';
+import { signingEnvOf } from '../../src/envfile/codec.js';
 import type { Envelope } from '../../src/stem/envelope.js';
 import { envelopeToJson } from '../../src/stem/envelope.js';
 import { stemKeys } from '../../src/stem/redis-keys.js';
 import { envelopeFromFields, streamFields } from '../../src/stem/stream-format.js';
 import { signEnvelope, verifyEnvelope } from '../../src/stem/signer.js';
-import { STEM_ENV_NAMES, loadStemSigningConfig, type SigningEnv, type StemSigningConfig } from '../../src/stem/signing-env.js';
+import { loadStemSigningConfig, type SigningEnv, type StemSigningConfig } from '../../src/stem/signing-env.js';
 
 export function loadEnvFile(path: string): StemSigningConfig {
   const env: SigningEnv = {};
-  for (const [name, assignment] of parseDotenv(readFileSync(path, 'utf8'), STEM_ENV_NAMES, path)) env[name as keyof SigningEnv] = assignment.value;
+  Object.assign(env, signingEnvOf(readFileSync(path), path));
   return loadStemSigningConfig(env);
 }
 
