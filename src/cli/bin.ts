@@ -68,10 +68,12 @@ common(program.command('run').description('the scheduled job: start rotations pa
     process.exitCode = await runCommand(options);
   });
 
-common(program.command('audit').description('the audit trail').argument('[ring]')).action(async (ring: string | undefined, options) => {
-  const { auditCommand } = await import('./commands/audit.js');
-  await auditCommand(ring, options);
-});
+common(program.command('audit').description('the audit trail').argument('[ring]'))
+  .option('--verify', 'walk the hash chain of the whole trail; exit 1 at the first break')
+  .action(async (ring: string | undefined, options) => {
+    const { auditCommand } = await import('./commands/audit.js');
+    process.exitCode = await auditCommand(ring, options);
+  });
 
 program
   .command('init')

@@ -9,9 +9,11 @@
 import type { Redis } from 'ioredis';
 import type { Clock } from '../clock.js';
 import type { RedisEndpoint } from '../config/schema.js';
+import { parseStoredState } from '../core/state-schema.js';
 import type { RingState } from '../core/types.js';
 import { LeaseHeldError, RotorError } from '../errors.js';
 import { connectRedis } from '../stem/redis.js';
+import { chainedText, readRecords, verifyRecords, type AuditRead, type AuditVerification, type StoredRecord } from './audit-chain.js';
 import type { AcquireOptions, AuditEvent, Lease, StateStore } from './types.js';
 
 export const STORE_TYPE = 'redis';
@@ -66,6 +68,21 @@ end
 return 0
 `;
 
+/**
+ * Input: KEYS[1] audit stream, KEYS[2] head (text of the last record); ARGV[1] the head the caller
+ * chained to, ARGV[2] ring, ARGV[3] the record text. Appends only if the head is unchanged.
+ * Output: 1, or { 0, current head } when another writer appended first.
+ */
+const APPEND_AUDIT_2 = `
+local head = redis.call('GET', KEYS[2]) or ''
+if head ~= ARGV[1] then
+  return { 0, head }
+end
+redis.call('XADD', KEYS[1], '*', 'ring', ARGV[2], 'event', ARGV[3])
+redis.call('SET', KEYS[2], ARGV[3])
+return 1
+`;
+
 export class RedisStore implements StateStore {
   private readonly options: RedisStoreOptions;
   private readonly prefix: string;
@@ -86,13 +103,9 @@ export class RedisStore implements StateStore {
   }
 
   async load(ring: string): Promise<RingState | null> {
-    const text = await (await this.redis()).hget(this.key('state', ring), 'state');
-    if (text === null) return null;
-    try {
-      return JSON.parse(text) as RingState;
-    } catch {
-      throw new RotorError(`state of ring "${ring}" in Redis is corrupt (not JSON)`);
-    }
+    const key = this.key('state', ring);
+    const text = await (await this.redis()).hget(key, 'state');
+    return text === null ? null : parseStoredState(text, `Redis key ${key} field "state"`, ring);
   }
 
   async save(state: RingState, lease: Lease): Promise<void> {
@@ -112,22 +125,38 @@ export class RedisStore implements StateStore {
   }
 
   async appendAudit(event: AuditEvent): Promise<void> {
-    await (await this.redis()).xadd(`${this.prefix}:audit`, '*', 'ring', event.ring, 'event', JSON.stringify(event));
+    const redis = await this.redis();
+    const stream = `${this.prefix}:audit`;
+    let head = (await redis.get(`${stream}:head`)) ?? '';
+    for (let attempt = 0; attempt < 50; attempt += 1) {
+      const reply = (await redis.eval(APPEND_AUDIT_2, 2, stream, `${stream}:head`, head, event.ring, chainedText(event, head === '' ? null : head))) as number | [number, string];
+      if (reply === 1) return;
+      head = (reply as [number, string])[1];
+    }
+    throw new RotorError(`audit trail ${stream}: could not append after 50 attempts against concurrent writers`);
   }
 
-  async readAudit(ring?: string): Promise<AuditEvent[]> {
+  private async records(): Promise<StoredRecord[]> {
     const redis = await this.redis();
-    const events: AuditEvent[] = [];
+    const records: StoredRecord[] = [];
     for (let start = '-'; ; ) {
       const page = await redis.xrange(`${this.prefix}:audit`, start, '+', 'COUNT', 1000);
-      for (const [, fields] of page) {
-        const index = fields.indexOf('event');
-        const event = JSON.parse(fields[index + 1] as string) as AuditEvent;
-        if (ring === undefined || event.ring === ring) events.push(event);
-      }
-      if (page.length < 1000) return events;
+      for (const [id, fields] of page) records.push({ at: `${this.prefix}:audit entry ${id}`, text: String(fields[fields.indexOf('event') + 1] ?? '') });
+      if (page.length < 1000) return records;
       start = `(${page[page.length - 1]?.[0]}`;
     }
+  }
+
+  async readAudit(ring?: string): Promise<AuditRead> {
+    return readRecords(await this.records(), ring);
+  }
+
+  async verifyAudit(): Promise<AuditVerification> {
+    return verifyRecords(await this.records());
+  }
+
+  async residue(): Promise<readonly string[]> {
+    return []; // nothing on disk
   }
 
   async close(): Promise<void> {

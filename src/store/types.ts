@@ -4,6 +4,7 @@
  * state or audit entries.
  */
 import type { RingState } from '../core/types.js';
+import type { AuditRead, AuditVerification } from './audit-chain.js';
 
 export interface Lease {
   readonly ring: string;
@@ -23,6 +24,8 @@ export interface AuditEvent {
   readonly action: string;
   readonly outcome: 'ok' | 'planned' | 'blocked' | 'failed' | 'partial' | 'overridden';
   readonly details?: Readonly<Record<string, unknown>>;
+  /** Hash link to the record before it; the store sets it (audit-chain.ts). */
+  readonly prev?: string;
 }
 
 export interface AcquireOptions {
@@ -40,7 +43,12 @@ export interface StateStore {
   acquire(ring: string, options: AcquireOptions): Promise<Lease>;
   release(lease: Lease): Promise<void>;
   appendAudit(event: AuditEvent): Promise<void>;
-  readAudit(ring?: string): Promise<AuditEvent[]>;
+  /** Events in order; torn or unreadable records are reported and skipped, never fatal. */
+  readAudit(ring?: string): Promise<AuditRead>;
+  /** Walks the whole trail's hash chain and reports the first break. */
+  verifyAudit(): Promise<AuditVerification>;
+  /** Temp files crashed writers left for this ring, for `check`. */
+  residue(ring: string): Promise<readonly string[]>;
   /** Ends connections, if the store has any. */
   close(): Promise<void>;
 }

@@ -77,6 +77,8 @@ function storeOf(store: StateStore, process: Process, plan: CrashPlan | null = n
     release: async (lease) => (process.dead ? undefined : store.release(lease)),
     appendAudit: (event) => alive(process, () => store.appendAudit(event)),
     readAudit: (ring) => alive(process, () => store.readAudit(ring)),
+    verifyAudit: () => store.verifyAudit(),
+    residue: (ring) => store.residue(ring),
     close: () => store.close(),
   };
 }
@@ -183,7 +185,7 @@ describe.each<[string, RingSpec, number]>([
     expect(clean.outcome.phase).toBe('stable');
     assertConverged(clean.outcome);
     expect(Object.values(clean.outcome.targets)[0]!.keys).toHaveLength(1);
-    const counted = (await clean.h.deps().store.readAudit('ring')).filter((e) => e.outcome === 'ok' && e.details?.transition).length;
+    const counted = (await clean.h.deps().store.readAudit('ring')).events.filter((e) => e.outcome === 'ok' && e.details?.transition).length;
     expect(counted).toBe(3);
     expect(writes).toBeGreaterThan(0);
   });
@@ -196,7 +198,7 @@ describe.each<[string, RingSpec, number]>([
     expect(crashed.crashed).toBe(true);
     expect(crashed.resumed).toBe(true); // every crash at a target write leaves a transition to resume
     assertConverged(crashed.outcome);
-    const rekeyed = (await crashed.h.deps().store.readAudit('ring')).some((event) => event.details?.rekeyed);
+    const rekeyed = (await crashed.h.deps().store.readAudit('ring')).events.some((event) => event.details?.rekeyed);
     expect(normalise(crashed.outcome, rekeyed)).toEqual(normalise(clean.outcome, rekeyed));
   });
 });
@@ -222,7 +224,7 @@ describe('re-keying when an Ed25519 seed never reached a signer', () => {
     const spec: RingSpec = { algorithm: 'ed25519', targets: [{ name: 'producers' }, { name: 'workers', audience: 'verifiers' }] };
     const crashed = await runScript(spec, { write: 0, when: 'after' });
     assertConverged(crashed.outcome);
-    const audit = await crashed.h.deps().store.readAudit('ring');
+    const audit = (await crashed.h.deps().store.readAudit('ring')).events;
     const rekey = audit.find((event) => event.details?.rekeyed);
     expect(rekey?.details?.rekeyed).toMatchObject({ abandoned: expect.stringMatching(/^ring-/), replacement: expect.stringMatching(/^ring-/) });
     const abandoned = (rekey?.details?.rekeyed as { abandoned: string }).abandoned;

@@ -189,6 +189,8 @@ function dying(crashAt: { write: number; when: 'before' | 'after' }, counter: { 
     release: async (lease) => (process.dead ? undefined : store.release(lease)),
     appendAudit: (event) => alive(() => store.appendAudit(event)),
     readAudit: (ring) => alive(() => store.readAudit(ring)),
+    verifyAudit: () => store.verifyAudit(),
+    residue: (ring) => store.residue(ring),
     close: () => store.close(),
   });
   return { providerFor, storeOf };

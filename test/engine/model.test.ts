@@ -78,6 +78,8 @@ function processFor(h: Harness, fault: Fault | null) {
     release: async (lease) => (dead ? undefined : store.release(lease)),
     appendAudit: (event) => store.appendAudit(event),
     readAudit: (ring) => store.readAudit(ring),
+    verifyAudit: () => store.verifyAudit(),
+    residue: (ring) => store.residue(ring),
     close: () => store.close(),
   };
   const providerFor = async (target: TargetConfig): Promise<Provider> => {

@@ -58,7 +58,7 @@ describe('a full HMAC rotation on dotenv targets', () => {
     expect(status.phase).toBe('stable');
     expect(status.keys).toEqual([expect.objectContaining({ id: newId, active: true, presentIn: ['producers', 'workers'] })]);
 
-    const actions = (await h.deps().store.readAudit('ring')).map((event) => `${event.action}:${event.outcome}`);
+    const actions = (await h.deps().store.readAudit('ring')).events.map((event) => `${event.action}:${event.outcome}`);
     expect(actions).toEqual(['adopt:ok', 'start:planned', 'start:ok', 'advance:blocked', 'advance:planned', 'advance:ok', 'advance:blocked', 'advance:planned', 'advance:ok']);
   });
 
@@ -91,7 +91,7 @@ describe('a full HMAC rotation on dotenv targets', () => {
     const result = await engine.advance({ overrides: [{ gate: 'soak', reason: 'incident 42' }] });
     expect(result.phase).toBe('activated');
     expect(result.gates[0]).toMatchObject({ name: 'soak', verdict: 'wait', overridden: { reason: 'incident 42' } });
-    const overrides = (await h.deps().store.readAudit('ring')).filter((event) => event.action === 'override');
+    const overrides = (await h.deps().store.readAudit('ring')).events.filter((event) => event.action === 'override');
     expect(overrides).toEqual([expect.objectContaining({ outcome: 'overridden', details: expect.objectContaining({ gate: 'soak', reason: 'incident 42' }) })]);
     await expect(engine.advance({ overrides: [{ gate: 'nope', reason: 'x' }] })).rejects.toThrow(/no such gate/);
   });
@@ -116,7 +116,7 @@ describe('a full HMAC rotation on dotenv targets', () => {
     ]);
     expect(readFileSync(h.path('producers'))).toEqual(before);
     expect(await h.deps().store.load('ring')).toBeNull();
-    expect(await h.deps().store.readAudit()).toEqual([]);
+    expect((await h.deps().store.readAudit()).events).toEqual([]);
   });
 
   it('honours field mappings', async () => {

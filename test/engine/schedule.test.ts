@@ -48,7 +48,7 @@ describe('stuck rotations', () => {
     const stuck = await h.engine().runOnce();
     expect(stuck).toMatchObject({ outcome: 'stuck', message: expect.stringMatching(/^STUCK for 7h/) });
     expect((await h.engine().status()).stuckForMs).toBe(7 * HOUR);
-    const audit = await h.deps().store.readAudit('ring');
+    const audit = (await h.deps().store.readAudit('ring')).events;
     expect(audit.at(-1)).toMatchObject({ action: 'run', outcome: 'blocked', details: { stuck: true } });
   });
 });

@@ -1,16 +1,25 @@
 /** One behaviour suite for every state store (file, redis). */
 import { describe, expect, it } from 'vitest';
 import { bootstrapState } from '../../src/core/machine.js';
-import { LeaseHeldError } from '../../src/errors.js';
+import { ConfigError, LeaseHeldError } from '../../src/errors.js';
 import type { StateStore } from '../../src/store/types.js';
 import { SimulatedClock } from '../helpers/clock.js';
 
 export const sampleState = bootstrapState('ring', 'hmac-sha256', [{ target: 'a', audience: 'all', algorithm: 'hmac-sha256', keys: [{ id: 'k1', fingerprint: 'f1', hasSecret: true }], activeKeyId: 'k1' }], '2026-11-28T10:00:00.000Z');
 
-export function storeContract(name: string, create: (clock: SimulatedClock) => Promise<StateStore>): void {
+/** Reaches under a store, as an operator's editor or a disk fault would. */
+export interface RawAccess {
+  /** `where` as the store's messages name it. */
+  readonly stateWhere: (ring: string) => string;
+  putState(ring: string, text: string): Promise<void>;
+  /** Deletes the audit record at `index` (0-based, in order). */
+  removeAuditRecord(index: number): Promise<void>;
+}
+
+export function storeContract(name: string, create: (clock: SimulatedClock) => Promise<{ store: StateStore; raw: RawAccess }>): void {
   const setup = async () => {
     const clock = new SimulatedClock();
-    return { clock, store: await create(clock) };
+    return { clock, ...(await create(clock)) };
   };
 
   describe(`${name} store contract`, () => {
@@ -65,8 +74,44 @@ export function storeContract(name: string, create: (clock: SimulatedClock) => P
       const actor = { user: 'u', host: 'h' };
       await store.appendAudit({ time: 't1', ring: 'a', actor, action: 'start', outcome: 'ok' });
       await store.appendAudit({ time: 't2', ring: 'b', actor, action: 'revoke', outcome: 'ok', details: { keyId: 'k' } });
-      expect((await store.readAudit()).map((event) => event.time)).toEqual(['t1', 't2']);
-      expect(await store.readAudit('b')).toEqual([{ time: 't2', ring: 'b', actor, action: 'revoke', outcome: 'ok', details: { keyId: 'k' } }]);
+      expect((await store.readAudit()).events.map((event) => event.time)).toEqual(['t1', 't2']);
+      expect((await store.readAudit('b')).events).toEqual([{ time: 't2', ring: 'b', actor, action: 'revoke', outcome: 'ok', details: { keyId: 'k' }, prev: expect.stringMatching(/^[0-9a-f]{64}$/) }]);
+      await store.close();
+    });
+
+    it('state that is not state is refused naming where and the field, never taken as no state', async () => {
+      const { store, raw } = await setup();
+      const where = raw.stateWhere('ring');
+      const cases: [string, RegExp][] = [
+        ['[]', /is invalid at \(top level\)/],
+        ['null', /is invalid at \(top level\)/],
+        [JSON.stringify({ ...sampleState, keys: 'oops' }), /is invalid at keys: /],
+        [JSON.stringify({ ...sampleState, transition: { kind: 'start' } }), /is invalid at transition\.id/],
+        [JSON.stringify({ ...sampleState, activeKeyId: 'nope' }), /is invalid at activeKeyId/],
+        [JSON.stringify({ ...sampleState, ring: 'other' }), /belongs to ring "other"/],
+        ['{oops', /is corrupt \(not JSON\)/],
+      ];
+      for (const [text, message] of cases) {
+        await raw.putState('ring', text);
+        const error = await store.load('ring').catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(ConfigError);
+        expect((error as ConfigError).exitCode).toBe(2);
+        expect((error as Error).message).toContain(`state ${where} `);
+        expect((error as Error).message).toMatch(message);
+      }
+      await store.close();
+    });
+
+    it('the audit trail is a hash chain: verify passes, and a removed record is the first break', async () => {
+      const { store, raw } = await setup();
+      const actor = { user: 'u', host: 'h' };
+      for (const time of ['t1', 't2', 't3', 't4']) await store.appendAudit({ time, ring: 'a', actor, action: 'start', outcome: 'ok' });
+      expect(await store.verifyAudit()).toMatchObject({ records: 4, firstBreak: null, torn: [] });
+      await raw.removeAuditRecord(1);
+      const report = await store.verifyAudit();
+      expect(report.firstBreak?.problem).toMatch(/does not match the record before it/);
+      expect((await store.readAudit()).events.map((event) => event.time)).toEqual(['t1', 't3', 't4']);
+      expect(report.firstBreak?.at).toMatch(/(line 2|entry)/);
       await store.close();
     });
 
