@@ -24,6 +24,7 @@ export interface Provider {
   /** Where the target lives, for humans (a path, a secret id); never a secret. */
   readonly location: string;
   read(fields: readonly string[]): Promise<TargetSnapshot>;
+  /** Throws TargetContentError only when it refused before sending anything (the target is untouched). */
   write(request: WriteRequest): Promise<{ readonly version: string }>;
   /** Refuses, before any target of the command is written, a write that cannot succeed here. */
   preflightWrite?(): Promise<void>;

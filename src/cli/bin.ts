@@ -4,7 +4,7 @@
  * boundary — the only place that sets the exit code.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { ExitCode, GateBlockedError, InternalError, PartialFailureError, isRotorError } from '../errors.js';
+import { ExitCode, GateBlockedError, InternalError, IoError, PartialFailureError, isExpectedIoError, isRotorError } from '../errors.js';
 
 const program = new Command('stem-rotor')
   .description('Signing-key rotation orchestrator for Stem: add-new → activate → drop-old, gated on evidence.')
@@ -135,6 +135,7 @@ common(dlq.command('replay').description('re-sign with the active key and re-enq
 
 common(program.command('lint').description('lint the STEM_SIGNING_* variables of a .env file'))
   .requiredOption('--env-file <file>', '.env file to lint')
+  .addOption(new Option('--dialect <reader>', 'who reads the file').choices(['dotenv', 'docker', 'systemd']).default('dotenv'))
   .action(async (options) => {
     const { lintCommand } = await import('./commands/lint.js');
     process.exitCode = await lintCommand(options);
@@ -158,7 +159,14 @@ function report(error: unknown): number {
     if (error instanceof InternalError) process.stderr.write('this is a bug in stem-rotor; please report it with the audit trail (stem-rotor audit --json)\n');
     return error.exitCode;
   }
-  process.stderr.write(`stem-rotor: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  if (isExpectedIoError(error)) {
+    // An fs call we did not wrap: still one line naming the operation and the path.
+    const io = new IoError(error.syscall ?? 'access', error.path ?? '(unknown path)', error.code);
+    if (wantsJson()) process.stdout.write(`${JSON.stringify({ error: io.message, code: io.code, exitCode: io.exitCode, details: [] }, null, 2)}\n`);
+    process.stderr.write(`stem-rotor: ${io.message}\n`);
+    return io.exitCode;
+  }
+  process.stderr.write(`stem-rotor: internal error (a bug in stem-rotor, not in your input; please report it with this trace):\n${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
   return ExitCode.failure;
 }
 

@@ -1,12 +1,12 @@
 /** Reads the Stem signing variables out of a .env file given on the command line. */
 import { readFileSync } from 'node:fs';
-import { signingEnvOf, type Dialect } from '../envfile/codec.js';
+import { signingEnvOf } from '../envfile/codec.js';
 import { ConfigError } from '../errors.js';
 import { readRegularFile } from '../files/regular.js';
 import type { SigningEnv } from '../stem/signing-env.js';
 
-export function readEnvFile(path: string, dialect: Dialect = 'dotenv'): SigningEnv {
-  return signingEnvOf(readRegularFile(path, '--env-file').content, path, dialect);
+export function readEnvFile(path: string): SigningEnv {
+  return signingEnvOf(readRegularFile(path, '--env-file').content, path);
 }
 
 export function readInput(path: string): string {

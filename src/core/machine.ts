@@ -209,6 +209,20 @@ export function planAbort(state: RingState, gates: readonly GateOutcome[], stamp
 }
 
 /**
+ * abort of a transition that has written nothing: drop it, whatever it was (a start whose new key id
+ * no target can carry must never leave a ring stuck). Null when some target may have been written —
+ * then the transition must be resumed or undone by a write of its own.
+ */
+export function discardUnwrittenTransition(state: RingState, now: string): RingState | null {
+  const transition = state.transition;
+  if (!transition || transition.kind === 'revoke') return null;
+  const touched = Object.values(transition.writes).some((write) => write.status !== 'pending');
+  if (touched) return null;
+  const rotation = transition.kind === 'activate' && state.rotation ? { ...state.rotation, activateGatesPassed: false } : state.rotation;
+  return { ...state, rotation, transition: null, updatedAt: now };
+}
+
+/**
  * A revoke pre-empting an interrupted revoke plans on top of what that revoke was doing, never on
  * the stale state before it: its revoked key stays revoked, its replacement stays the replacement.
  */

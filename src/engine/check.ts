@@ -47,7 +47,9 @@ export interface CheckReport {
   readonly ring: string;
   readonly ok: boolean;
   readonly signals: readonly SignalCheck[];
-  readonly targets: readonly { name: string; location: string; reachable: boolean; findings: readonly LintFinding[]; error?: string }[];
+  readonly targets: readonly { name: string; location: string; reachable: boolean; findings: readonly LintFinding[]; error?: string; residue: readonly string[] }[];
+  /** Temp files crashed writers left (targets' and the state store's); the next command holding the lease removes them. */
+  readonly residue: readonly string[];
   readonly agreement: string;
   readonly exitCode: number;
 }
@@ -56,7 +58,7 @@ export interface CheckReport {
 export async function checkRing(engine: RingEngine, handles: readonly TargetHandle[]): Promise<CheckReport> {
   const targets = await Promise.all(
     handles.map(async (handle) => {
-      const base = { name: handle.config.name, location: handle.provider.location };
+      const base = { name: handle.config.name, location: handle.provider.location, residue: (await handle.provider.residue?.().catch(() => [])) ?? [] };
       let env;
       try {
         env = (await readSigningEnv(handle)).env;
@@ -86,6 +88,7 @@ export async function checkRing(engine: RingEngine, handles: readonly TargetHand
     }
   }
   const signals = await checkSignals(engine.ring);
+  const residue = [...targets.flatMap((target) => target.residue), ...(await engine.storeResidue())];
   const exitCode = Math.max(agreementExit, signals.every((signal) => signal.ok) ? 0 : 1, ...targets.map((target) => target.exitCode));
-  return { ring: engine.ring.name, ok: exitCode === 0, signals, targets: targets.map(({ exitCode: _unused, ...rest }) => rest), agreement, exitCode };
+  return { ring: engine.ring.name, ok: exitCode === 0, signals, targets: targets.map(({ exitCode: _unused, ...rest }) => rest), residue, agreement, exitCode };
 }

@@ -7,7 +7,7 @@
 import { hostname, userInfo } from 'node:os';
 import { randomBytes as cryptoRandomBytes } from 'node:crypto';
 import { createProvider } from '../../providers/index.js';
-import type { Provider } from '../../providers/types.js';
+import type { Provider, ProviderNotice } from '../../providers/types.js';
 import type { Clock } from '../clock.js';
 import type { RingConfig, TargetConfig } from '../config/schema.js';
 import { changedVariables, holdsKeySet, renderKeySet } from '../core/keyset.js';
@@ -18,6 +18,7 @@ import {
   bootstrapState,
   checkTargets,
   completeTransition,
+  discardUnwrittenTransition,
   nextGateSlot,
   planAbort,
   planAdvance,
@@ -30,7 +31,7 @@ import {
   type AdvanceDecision,
 } from '../core/machine.js';
 import { phaseOf, type GateOutcome, type ObservedTarget, type RingState, type Transition, type WriteRecord } from '../core/types.js';
-import { ConfigError, ConflictError, GateBlockedError, PartialFailureError, RotorError, isRotorError } from '../errors.js';
+import { ConfigError, ConflictError, ExitCode, GateBlockedError, PartialFailureError, RotorError, TargetContentError, isRotorError } from '../errors.js';
 import { buildGates, evaluateGates, type GateResult } from '../gates/index.js';
 import { generateKey, generateKeyId, keyFingerprint, type KeyMaterial, type RandomBytes } from '../stem/keys.js';
 import type { AuditEvent, Lease, StateStore } from '../store/types.js';
@@ -60,7 +61,7 @@ export interface EngineDeps {
   readonly clock: Clock;
   readonly randomBytes?: RandomBytes;
   readonly actor?: Actor;
-  readonly providerFor?: (target: TargetConfig) => Promise<Provider>;
+  readonly providerFor?: (target: TargetConfig, notice?: ProviderNotice) => Promise<Provider>;
   /** Progress lines (one per target write); never given key material. */
   readonly progress?: (line: string) => void;
   /** @default 300_000 */
@@ -105,6 +106,8 @@ export interface StepResult {
 
 export class RingEngine {
   private handles: TargetHandle[] | null = null;
+  /** What providers did on their own (a dead writer's lock broken), audited by the command. */
+  private readonly notices: { action: string; details: Readonly<Record<string, unknown>> }[] = [];
   private readonly randomBytes: RandomBytes;
   private readonly actor: Actor;
   readonly ring: RingConfig;
@@ -137,7 +140,8 @@ export class RingEngine {
   async targets(): Promise<TargetHandle[]> {
     if (!this.handles) {
       const factory = this.deps.providerFor ?? createProvider;
-      this.handles = await Promise.all(this.ring.targets.map(async (config) => ({ config, provider: await factory(config) })));
+      const notice: ProviderNotice = (action, details) => this.notices.push({ action, details });
+      this.handles = await Promise.all(this.ring.targets.map(async (config) => ({ config, provider: await factory(config, notice) })));
     }
     return this.handles;
   }
@@ -146,6 +150,10 @@ export class RingEngine {
   async readAll(): Promise<TargetRead[]> {
     const handles = await this.targets();
     return Promise.all(handles.map((handle) => readTarget(this.ring, handle)));
+  }
+
+  async storeResidue(): Promise<readonly string[]> {
+    return this.deps.store.residue(this.ring.name);
   }
 
   async audit(action: string, outcome: AuditEvent['outcome'], details?: Record<string, unknown>): Promise<void> {
@@ -174,10 +182,34 @@ export class RingEngine {
     });
     if (preempt) await this.audit(action, 'ok', { lease: 'pre-empted', fence: lease.fence });
     try {
+      await this.removeResidue(action);
       return await work(lease);
     } finally {
+      await this.flushNotices();
       await this.deps.store.release(lease);
     }
+  }
+
+  /** Holding the lease, no other writer of these targets runs: what crashed writers left can go. */
+  private async removeResidue(action: string): Promise<void> {
+    for (const handle of await this.targets()) {
+      const removed = (await handle.provider.removeResidue?.()) ?? [];
+      if (removed.length > 0) await this.audit(action, 'ok', { target: handle.config.name, removedTempFiles: removed });
+    }
+  }
+
+  private async flushNotices(): Promise<void> {
+    for (const notice of this.notices.splice(0)) await this.audit(notice.action, 'ok', notice.details);
+  }
+
+  /**
+   * Everything a mutating command can check before it takes (or pre-empts) the lease: every target
+   * readable, parseable and writable here. A refusal here changes nothing anywhere.
+   */
+  private async preflight(): Promise<TargetRead[]> {
+    const reads = await this.readAll();
+    await Promise.all((await this.targets()).map((handle) => handle.provider.preflightWrite?.()));
+    return reads;
   }
 
   private async evaluate(state: RingState, options: StepOptions): Promise<GateResult[]> {
@@ -211,14 +243,15 @@ export class RingEngine {
         try {
           return { handle, read: await readTarget(this.ring, handle) };
         } catch (error) {
-          return { handle, error: (error as Error).message };
+          return { handle, error: (error as Error).message, badInput: isRotorError(error) && error.exitCode === ExitCode.usage };
         }
       }),
     );
     const good = reads.flatMap((entry) => (entry.read ? [entry.read] : []));
     const failed = reads.filter((entry) => entry.error !== undefined);
     if (failed.length > 0 && !(await this.deps.store.load(this.ring.name))) {
-      throw new RotorError(`ring "${this.ring.name}": cannot read ${failed.map((f) => `"${f.handle.config.name}" (${f.error})`).join(', ')}`);
+      const message = `ring "${this.ring.name}": cannot read ${failed.map((f) => `"${f.handle.config.name}" (${f.error})`).join(', ')}`;
+      throw failed.every((f) => f.badInput) ? new ConfigError(message) : new RotorError(message);
     }
     const { state } = await this.currentState(good);
     const gates = state.transition ? [] : await this.evaluate(state, {});
@@ -252,7 +285,11 @@ export class RingEngine {
       const { state } = await this.currentState(reads);
       return this.describePlan('revoke', await plan(state), reads, []);
     }
-    await this.readAll(); // refuse unreadable or unparseable targets before taking the lease: bad input writes nothing
+    // Plan on what is known now: an unknown key id, missing material or an unwritable target refuses
+    // the revoke before it pre-empts anyone's lease.
+    const preflight = await this.preflight();
+    const { state: known } = await this.currentState(preflight);
+    assertMaterialAvailable(this.ring, await plan(known), mergeMaterial(preflight));
     return this.withLease(
       'revoke',
       async (lease) => {
@@ -314,8 +351,8 @@ export class RingEngine {
       if (decision.kind === 'blocked') throw blocked(this.ring.name, action, decision.gates);
       return this.describePlan(action, decision.state, reads, gates);
     }
-    // Refuse bad target content and drift before taking the lease: bad input writes nothing anywhere.
-    const preflight = await this.readAll();
+    // Refuse bad target content, drift and unwritable targets before taking the lease: bad input writes nothing anywhere.
+    const preflight = await this.preflight();
     const { state: known } = await this.currentState(preflight);
     if (!known.transition) checkTargets(known, preflight.map((read) => read.observed));
     return this.withLease(action, async (lease) => {
@@ -324,6 +361,12 @@ export class RingEngine {
       if (bootstrapped) {
         await this.deps.store.save(state, lease);
         await this.audit('adopt', 'ok', { keys: state.keys.map((key) => `${key.id}=${key.fingerprint}`), activeKeyId: state.activeKeyId });
+      }
+      const discarded = action === 'abort' ? discardUnwrittenTransition(state, this.now()) : null;
+      if (discarded && state.transition) {
+        await this.deps.store.save(discarded, lease);
+        await this.audit('abort', 'ok', { discarded: state.transition.kind, transitionId: state.transition.id, why: 'no target was written yet', ...(options.reason ? { reason: options.reason } : {}) });
+        return this.result('abort', 'done', discarded, null, [], [], `discarded the ${state.transition.kind} that had written nothing; ring is ${phaseOf(discarded)}`);
       }
       if (state.transition) {
         await this.audit(action, 'ok', { resumed: state.transition.kind, transitionId: state.transition.id });
@@ -394,6 +437,8 @@ export class RingEngine {
         try {
           await handle.provider.write({ set: fields, expectedVersion: read.snapshot.version, idempotencyKey: `${transition.id}:${name}` });
         } catch (error) {
+          // Refused before anything was sent (provider contract): the target was not touched.
+          if (error instanceof TargetContentError) await save((s) => recordWrite(s, { target: name, status: 'pending', error: error.message }, this.now()));
           if (!(error instanceof ConflictError) || attempt >= (this.deps.casRetries ?? 3)) throw error;
           this.progress(`${this.ring.name}/${name}: changed concurrently; re-reading and re-validating`);
           const fresh = await readTarget(this.ring, handle);
@@ -422,7 +467,23 @@ export class RingEngine {
         throw new PartialFailureError(`${transition.kind}: ${failures.length} of ${handles.length} targets failed (${failures.map((f) => `${f.target}: ${f.error}`).join('; ')}); re-run to converge`, failures);
       }
     } else {
-      for (const handle of handles) await this.withRetries(() => writeOne(handle));
+      for (const [index, handle] of handles.entries()) {
+        try {
+          await this.withRetries(() => writeOne(handle));
+        } catch (error) {
+          const written = handles.slice(0, index).filter((done) => (state.transition as Transition).writes[done.config.name]?.status === 'verified').map((done) => done.config.name);
+          if (written.length === 0) throw error;
+          const failure = { target: handle.config.name, error: (error as Error).message };
+          await saving;
+          await save((s) => recordWrite(s, { target: failure.target, status: 'failed', error: failure.error }, this.now()));
+          const untouched = handles.slice(index + 1).map((rest) => rest.config.name);
+          await this.audit(action, 'partial', { transition: transition.kind, written, failures: [failure], notAttempted: untouched });
+          throw new PartialFailureError(
+            `${transition.kind}: written ${written.join(', ')}; failed ${failure.target} (${failure.error})${untouched.length ? `; not attempted ${untouched.join(', ')}` : ''}. Targets now hold different key sets, which this step allows; fix the cause and re-run \`stem-rotor rotate advance ${this.ring.name}\` to converge`,
+            [failure],
+          );
+        }
+      }
     }
     await saving;
     const final = completeTransition(state, fingerprints, this.now());
@@ -480,12 +541,7 @@ export class RingEngine {
         generated.set(currentId, key);
       }
     }
-    for (const id of (state.transition as Transition).desired.keyIds) {
-      const key = material.get(id);
-      if (!key || (needsSecret && !key.secret)) {
-        throw new RotorError(`ring "${this.ring.name}": no target holds the ${key ? 'secret of' : 'material for'} key "${id}"; it cannot be written`);
-      }
-    }
+    assertMaterialAvailable(this.ring, state, material);
     return { state, generated };
   }
 
@@ -513,6 +569,19 @@ export class RingEngine {
 
   private progress(line: string): void {
     this.deps.progress?.(line);
+  }
+}
+
+/** Every key the transition writes has material (its generated key excepted: that is made when applied). */
+function assertMaterialAvailable(ring: RingConfig, state: RingState, material: ReadonlyMap<string, KeyMaterial>): void {
+  const transition = state.transition as Transition;
+  const needsSecret = ring.targets.some((target) => target.audience === 'all');
+  for (const id of transition.desired.keyIds) {
+    if (id === transition.generatedKeyId && !material.has(id)) continue;
+    const key = material.get(id);
+    if (!key || (needsSecret && !key.secret)) {
+      throw new RotorError(`ring "${ring.name}": no target holds the ${key ? 'secret of' : 'material for'} key "${id}"; it cannot be written`);
+    }
   }
 }
 

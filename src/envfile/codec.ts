@@ -126,7 +126,7 @@ function systemdValue(rest: string): string {
 function dialectValue(dialect: Dialect, exported: boolean, rest: string, syntax: ValueSyntax): { value: string } | { unseen: string } {
   switch (dialect) {
     case 'dotenv':
-      return syntax.dotenv === null ? { unseen: 'has an unterminated quote (multi-line values are not supported)' } : { value: syntax.dotenv };
+      return syntax.dotenv === null ? { unseen: `has an unterminated ${syntax.quote === '"' ? 'double' : 'single'} quote (multi-line values are not supported)` } : { value: syntax.dotenv };
     case 'docker':
       return exported ? { unseen: 'starts with "export", which docker --env-file rejects as a variable name with whitespace' } : { value: rest };
     case 'systemd':

@@ -14,14 +14,20 @@ export interface ProcessIdentity {
   readonly startedAt: string;
 }
 
-function procStart(pid: number): string | undefined {
+/** Fields 3 (state) and 22 (start time) of /proc/<pid>/stat; undefined where /proc cannot tell. */
+function procStat(pid: number): { state: string; start: string } | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
     // The command name (field 2) may contain spaces and parentheses: count fields after the last ')'.
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { state: fields[0] as string, start: fields[19] as string };
   } catch {
     return undefined;
   }
+}
+
+function procStart(pid: number): string | undefined {
+  return procStat(pid)?.start;
 }
 
 let self: ProcessIdentity | undefined;
@@ -43,9 +49,8 @@ export function processState(holder: Pick<ProcessIdentity, 'pid' | 'host' | 'pro
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ESRCH') return 'gone';
   }
-  if (holder.procStart !== undefined) {
-    const now = procStart(holder.pid);
-    if (now !== undefined && now !== holder.procStart) return 'gone';
-  }
+  const now = procStat(holder.pid);
+  if (now && (now.state === 'Z' || now.state === 'X')) return 'gone'; // exited, not yet reaped by its parent
+  if (holder.procStart !== undefined && now !== undefined && now.start !== holder.procStart) return 'gone';
   return 'alive';
 }

@@ -33,6 +33,7 @@ export const LINT_CODES = {
   ed25519SeedMismatch: 'SR007',
   invalidKeyId: 'SR008',
   ed25519ActiveWithoutPublic: 'SR009',
+  readerSeesOtherValue: 'SR010',
   hmacShortSecret: 'SR101',
   signingDisabled: 'SR102',
   ignoredVariable: 'SR103',

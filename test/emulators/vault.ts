@@ -24,7 +24,11 @@ export type VaultFault =
   | { readonly kind: 'status'; readonly status: 429 | 500 | 503; readonly method?: 'GET' | 'POST' }
   | { readonly kind: 'reset-after-write' }
   | { readonly kind: 'concurrent-write'; readonly data: Record<string, unknown> }
-  | { readonly kind: 'latency'; readonly ms: number };
+  | { readonly kind: 'latency'; readonly ms: number }
+  /** The write is acknowledged (200, a new version) but stores nothing: a misbehaving backend or proxy. */
+  | { readonly kind: 'lost-write' }
+  /** The write is acknowledged but something else is stored. */
+  | { readonly kind: 'other-write'; readonly data: Record<string, unknown> };
 
 export class VaultEmulator extends HttpEmulator {
   readonly tokens = new Set<string>(['root-token']);
@@ -140,6 +144,13 @@ export class VaultEmulator extends HttpEmulator {
       const cas = options?.cas;
       if (cas === undefined && mount.casRequired) return errors(400, 'check-and-set parameter required for this call');
       if (cas !== undefined && cas !== versions.length) return errors(400, 'check-and-set parameter did not match the current version');
+      const acknowledged = this.faults[0];
+      if (acknowledged?.kind === 'lost-write' || acknowledged?.kind === 'other-write') {
+        this.faults.shift();
+        if (acknowledged.kind === 'other-write') versions.push({ data: acknowledged.data, deleted: false });
+        mount.secrets.set(secretPath, versions);
+        return reply(200, { data: { version: versions.length + 1, created_time: new Date().toISOString(), deletion_time: '', destroyed: false } });
+      }
       versions.push({ data, deleted: false });
       mount.secrets.set(secretPath, versions);
       if (this.faults[0]?.kind === 'reset-after-write') {

@@ -3,7 +3,7 @@ import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { Provider } from '../../providers/types.js';
 import type { TargetConfig } from '../../src/config/schema.js';
-import { PartialFailureError, TargetContentError } from '../../src/errors.js';
+import { PartialFailureError } from '../../src/errors.js';
 import { createHarness, dotenvFor } from '../helpers/ring.js';
 
 type Fault = (target: string, attempt: number) => void | Promise<void>;
@@ -51,7 +51,10 @@ describe('compare-and-set against concurrent writers', () => {
         if (target === 'workers' && attempt === 1) writeFileSync(h.path('workers'), readFileSync(foreign.path('workers')));
       }),
     });
-    await expect(engine.start()).rejects.toBeInstanceOf(TargetContentError);
+    // producers was already written: a partial result (exit 5), the refusal named for workers
+    const error = await engine.start().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(PartialFailureError);
+    expect((error as PartialFailureError).failures).toEqual([{ target: 'workers', error: expect.stringMatching(/^target "workers": key .* two different keys share one id$/) }]);
     expect(readFileSync(h.path('workers'))).toEqual(readFileSync(foreign.path('workers')));
   });
 });

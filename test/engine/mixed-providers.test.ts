@@ -8,7 +8,7 @@ import { RingEngine, type EngineDeps } from '../../src/engine/engine.js';
 import { createProvider } from '../../providers/index.js';
 import type { Provider } from '../../providers/types.js';
 import type { StateStore } from '../../src/store/types.js';
-import { TargetContentError } from '../../src/errors.js';
+import { PartialFailureError, TargetContentError } from '../../src/errors.js';
 import { generateKey } from '../../src/stem/keys.js';
 import { formatKeyList, loadStemSigningConfig } from '../../src/stem/signing-env.js';
 import { createFileStore } from '../../src/store/file.js';
@@ -121,6 +121,27 @@ describe('a ring spanning dotenv, Vault, Kubernetes and AWS Secrets Manager', ()
     expect([...kubeConfig().verificationKeys.keys()]).toEqual([fresh]);
     expect([...awsConfig().verificationKeys.keys()]).toEqual([fresh]);
     expect(readFileSync(join(dir, 'producers.env'), 'utf8')).toContain(`STEM_SIGNING_ACTIVE_KEY=${fresh}`);
+  });
+
+  it('a write acknowledged but lost or replaced is never recorded as verified; the command names the target (exit 5) and a re-run converges', async () => {
+    for (const kind of ['lost-write', 'other-write'] as const) {
+      const path = `stem/readback-${kind}`;
+      const { engine, store, vaultConfig, key } = setup(path);
+      const before = { ...(vault.current('secret', path)?.data as Record<string, unknown>) };
+      vault.faults.push(kind === 'lost-write' ? { kind } : { kind, data: before });
+      const error = await engine().start().catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(PartialFailureError);
+      expect((error as PartialFailureError).exitCode).toBe(5);
+      expect((error as Error).message).toMatch(/written producers; failed workers \(target "workers": read-back after the write does not match/);
+      const state = await store.load('mixed');
+      expect(state?.transition?.writes.workers?.status).toBe('failed');
+      expect(state?.transition?.writes.producers?.status).toBe('verified');
+      expect([...vaultConfig().verificationKeys.keys()]).toEqual([key.id]);
+      const resumed = await engine().advance();
+      expect(resumed.outcome).toBe('resumed');
+      expect([...vaultConfig().verificationKeys.keys()]).toEqual([key.id, resumed.newKey?.id]);
+      expect((await store.load('mixed'))?.transition).toBeNull();
+    }
   });
 
   it('a Vault secret changed by someone else mid-rotation is detected and never overwritten blindly', async () => {

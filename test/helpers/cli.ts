@@ -15,8 +15,10 @@ export interface CliResult {
 
 export const outputs: string[] = [];
 
-export function cli(args: readonly string[], options: { cwd?: string; env?: Record<string, string>; input?: string } = {}): CliResult {
-  const result = spawnSync(process.execPath, [BIN, ...args], {
+/** `runAs`: run as that uid (and gid) without supplementary groups, as an unprivileged service user would. */
+export function cli(args: readonly string[], options: { cwd?: string; env?: Record<string, string>; input?: string; runAs?: number } = {}): CliResult {
+  const command = options.runAs === undefined ? [process.execPath, BIN, ...args] : ['setpriv', `--reuid=${options.runAs}`, `--regid=${options.runAs}`, '--clear-groups', process.execPath, BIN, ...args];
+  const result = spawnSync(command[0] as string, command.slice(1), {
     cwd: options.cwd,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...options.env },
     input: options.input ?? '',

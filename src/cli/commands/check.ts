@@ -20,6 +20,7 @@ export async function checkCommand(ring: string | undefined, options: CommonOpti
           `  ${target.name} ${target.location}: ${target.error ? `ERROR ${target.error}` : 'ok'}`,
           ...target.findings.map((finding) => `    ${finding.severity} ${finding.code} ${finding.variable}: ${finding.message}`),
         ]),
+        ...report.residue.map((path) => `  warning: temp file ${path} left by a crashed writer (it may hold keys); the next rotate/run on this ring removes it`),
         `  agreement: ${report.agreement}`,
       ]),
     ].join('\n'),

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import { ConfigError } from '../../errors.js';
+import { ConfigError, ExitCode, asIoError } from '../../errors.js';
 import { generateKey, generateKeyId, keyIdProblem } from '../../stem/keys.js';
 import { STEM_ENV, formatKeyList, type Algorithm } from '../../stem/signing-env.js';
 
@@ -30,7 +30,12 @@ export async function keysGenerateCommand(options: KeysGenerateOptions): Promise
         ];
   const text = `${lines.join('\n')}\n`;
   if (options.out) {
-    writeFileSync(options.out, text, { mode: 0o600, flag: 'wx' });
+    try {
+      writeFileSync(options.out, text, { mode: 0o600, flag: 'wx' });
+    } catch (error) {
+      const exists = (error as NodeJS.ErrnoException).code === 'EEXIST';
+      throw asIoError(error, 'create', options.out, exists ? { exitCode: ExitCode.usage, hint: '--out never overwrites; choose a new file' } : {});
+    }
     process.stderr.write(`wrote ${options.out} (mode 0600)\n`);
   } else {
     process.stdout.write(text);
