@@ -12,6 +12,7 @@ import { parseStoredState } from '../core/state-schema.js';
 import type { RingState } from '../core/types.js';
 import { LeaseHeldError, RotorError, asIoError } from '../errors.js';
 import { acquireLockFile, type BrokenLock } from '../files/lock.js';
+import { currentProcess, processState, type ProcessIdentity } from '../files/process.js';
 import { findResidue, removeResidue, tempPathFor } from '../files/temp.js';
 import { chainedText, readRecords, verifyRecords, type AuditRead, type AuditVerification, type StoredRecord } from './audit-chain.js';
 import type { AcquireOptions, AuditEvent, Lease, StateStore } from './types.js';
@@ -33,6 +34,8 @@ interface LeaseFile {
   token: string;
   fence: number;
   expiresAt: string;
+  /** The holding process: a lease whose holder is gone from this host is taken over at once. */
+  holder?: ProcessIdentity;
 }
 
 function writeAtomically(path: string, content: string): void {
@@ -172,8 +175,12 @@ export class FileStore implements StateStore {
       const now = this.options.clock.now();
       const current = readLease(this.leasePath(ring));
       const held = current !== null && current.token !== options.token && Date.parse(current.expiresAt) > now.getTime();
-      if (held && !options.preempt) {
+      const holderGone = held && current.holder !== undefined && processState(current.holder) === 'gone';
+      if (held && !options.preempt && !holderGone) {
         throw new LeaseHeldError(`ring "${ring}" is locked by ${current.owner} until ${current.expiresAt}`);
+      }
+      if (holderGone) {
+        this.appendLocked({ time: now.toISOString(), ring, actor: { user: 'stem-rotor', host: hostname() }, action: 'break-lease', outcome: 'ok', details: { owner: current.owner, holder: current.holder, why: 'holder process is gone' } }, false);
       }
       const lease: Lease = {
         ring,
@@ -183,7 +190,7 @@ export class FileStore implements StateStore {
         expiresAt: new Date(now.getTime() + options.ttlMs).toISOString(),
         ttlMs: options.ttlMs,
       };
-      writeAtomically(this.leasePath(ring), `${JSON.stringify({ owner: lease.owner, token: lease.token, fence: lease.fence, expiresAt: lease.expiresAt })}\n`);
+      writeAtomically(this.leasePath(ring), `${JSON.stringify({ owner: lease.owner, token: lease.token, fence: lease.fence, expiresAt: lease.expiresAt, holder: currentProcess() })}\n`);
       // Holding the lease: what crashed writers of this ring's files left can go.
       removeResidue(this.statePath(ring));
       removeResidue(this.leasePath(ring));

@@ -13,6 +13,8 @@ import { parseStoredState } from '../core/state-schema.js';
 import type { RingState } from '../core/types.js';
 import { LeaseHeldError, RotorError } from '../errors.js';
 import { connectRedis } from '../stem/redis.js';
+import { currentProcess, processState, type ProcessIdentity } from '../files/process.js';
+import { hostname } from 'node:os';
 import { chainedText, readRecords, verifyRecords, type AuditRead, type AuditVerification, type StoredRecord } from './audit-chain.js';
 import type { AcquireOptions, AuditEvent, Lease, StateStore } from './types.js';
 
@@ -27,18 +29,19 @@ export interface RedisStoreOptions {
 
 /**
  * Input: KEYS[1] lease hash, KEYS[2] fence counter; ARGV[1] token, ARGV[2] owner, ARGV[3] now ms,
- * ARGV[4] ttl ms, ARGV[5] "1" to pre-empt.
- * Output: { fence } on success, or { -1, holder owner, holder expiry ms } when held.
+ * ARGV[4] ttl ms, ARGV[5] "1" to pre-empt, ARGV[6] holder identity (JSON), ARGV[7] the token of a
+ * holder known to be gone (taken over only if it still holds the lease), or "".
+ * Output: { fence } on success, or { -1, holder owner, holder expiry ms, holder token, holder identity } when held.
  */
 const ACQUIRE_2 = `
 local token = redis.call('HGET', KEYS[1], 'token')
 local expires = tonumber(redis.call('HGET', KEYS[1], 'expiresAt') or '0')
 local now = tonumber(ARGV[3])
-if token and token ~= ARGV[1] and expires > now and ARGV[5] ~= '1' then
-  return { -1, redis.call('HGET', KEYS[1], 'owner'), expires }
+if token and token ~= ARGV[1] and expires > now and ARGV[5] ~= '1' and token ~= ARGV[7] then
+  return { -1, redis.call('HGET', KEYS[1], 'owner'), expires, token, redis.call('HGET', KEYS[1], 'holder') or '' }
 end
 local fence = redis.call('INCR', KEYS[2])
-redis.call('HSET', KEYS[1], 'token', ARGV[1], 'owner', ARGV[2], 'fence', fence, 'expiresAt', now + tonumber(ARGV[4]))
+redis.call('HSET', KEYS[1], 'token', ARGV[1], 'owner', ARGV[2], 'fence', fence, 'expiresAt', now + tonumber(ARGV[4]), 'holder', ARGV[6])
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]) + 60000)
 return { fence }
 `;
@@ -83,6 +86,15 @@ redis.call('SET', KEYS[2], ARGV[3])
 return 1
 `;
 
+function parseHolder(text: string | undefined): ProcessIdentity | null {
+  try {
+    const holder = JSON.parse(text ?? '') as ProcessIdentity;
+    return typeof holder.pid === 'number' && typeof holder.host === 'string' ? holder : null;
+  } catch {
+    return null;
+  }
+}
+
 export class RedisStore implements StateStore {
   private readonly options: RedisStoreOptions;
   private readonly prefix: string;
@@ -115,7 +127,14 @@ export class RedisStore implements StateStore {
 
   async acquire(ring: string, options: AcquireOptions): Promise<Lease> {
     const now = this.options.clock.now().getTime();
-    const reply = (await (await this.redis()).eval(ACQUIRE_2, 2, this.key('lease', ring), this.key('fence', ring), options.token, options.owner, String(now), String(options.ttlMs), options.preempt ? '1' : '0')) as [number, string?, number?];
+    const attempt = async (goneToken: string) =>
+      (await (await this.redis()).eval(ACQUIRE_2, 2, this.key('lease', ring), this.key('fence', ring), options.token, options.owner, String(now), String(options.ttlMs), options.preempt ? '1' : '0', JSON.stringify(currentProcess()), goneToken)) as [number, string?, number?, string?, string?];
+    let reply = await attempt('');
+    const holder = reply[0] === -1 ? parseHolder(reply[4]) : null;
+    if (holder && processState(holder) === 'gone') {
+      reply = await attempt(reply[3] ?? '');
+      if (reply[0] !== -1) await this.appendAudit({ time: new Date(now).toISOString(), ring, actor: { user: 'stem-rotor', host: hostname() }, action: 'break-lease', outcome: 'ok', details: { holder, why: 'holder process is gone' } });
+    }
     if (reply[0] === -1) throw new LeaseHeldError(`ring "${ring}" is locked by ${reply[1]} until ${new Date(Number(reply[2])).toISOString()}`);
     return { ring, owner: options.owner, token: options.token, fence: Number(reply[0]), expiresAt: new Date(now + options.ttlMs).toISOString(), ttlMs: options.ttlMs };
   }

@@ -31,6 +31,10 @@ storeContract('file', async (clock) => {
         writeFileSync(join(dir, 'rings', `${ring}.json`), text);
       },
       removeAuditRecord: async (index) => writeFileSync(audit, readFileSync(audit, 'utf8').split('\n').filter((_, i) => i !== index).join('\n')),
+      setLeaseHolder: async (ring, holder) => {
+        const path = join(dir, 'rings', `${ring}.lease`);
+        writeFileSync(path, JSON.stringify({ ...JSON.parse(readFileSync(path, 'utf8')), holder }));
+      },
     },
   };
 });
@@ -48,6 +52,7 @@ storeContract('redis', async (clock) => {
         const entries = await client.xrange(`${keyPrefix}:audit`, '-', '+');
         await client.xdel(`${keyPrefix}:audit`, (entries[index] as [string, string[]])[0]);
       },
+      setLeaseHolder: async (ring, holder) => void (await client.hset(`${keyPrefix}:ring:{${ring}}:lease`, 'holder', JSON.stringify(holder))),
     },
   };
 });

@@ -1,4 +1,5 @@
 /** One behaviour suite for every state store (file, redis). */
+import { hostname } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { bootstrapState } from '../../src/core/machine.js';
 import { ConfigError, LeaseHeldError } from '../../src/errors.js';
@@ -14,6 +15,8 @@ export interface RawAccess {
   putState(ring: string, text: string): Promise<void>;
   /** Deletes the audit record at `index` (0-based, in order). */
   removeAuditRecord(index: number): Promise<void>;
+  /** Makes the current lease look held by this process identity. */
+  setLeaseHolder(ring: string, holder: { pid: number; host: string }): Promise<void>;
 }
 
 export function storeContract(name: string, create: (clock: SimulatedClock) => Promise<{ store: StateStore; raw: RawAccess }>): void {
@@ -112,6 +115,18 @@ export function storeContract(name: string, create: (clock: SimulatedClock) => P
       expect(report.firstBreak?.problem).toMatch(/does not match the record before it/);
       expect((await store.readAudit()).events.map((event) => event.time)).toEqual(['t1', 't3', 't4']);
       expect(report.firstBreak?.at).toMatch(/(line 2|entry)/);
+      await store.close();
+    });
+
+    it('a live lease whose holder process is gone from this host is taken over at once, audited; a live holder is honoured', async () => {
+      const { store, raw } = await setup();
+      await store.acquire('ring', { owner: 'crashed', token: 'ta', ttlMs: 600_000 });
+      await raw.setLeaseHolder('ring', { pid: process.pid, host: hostname() });
+      await expect(store.acquire('ring', { owner: 'b', token: 'tb', ttlMs: 1000 })).rejects.toThrow(/locked by crashed/);
+      await raw.setLeaseHolder('ring', { pid: 4_000_005, host: hostname() });
+      const taken = await store.acquire('ring', { owner: 'b', token: 'tb', ttlMs: 1000 });
+      expect(taken.fence).toBe(2);
+      expect((await store.readAudit('ring')).events).toEqual([expect.objectContaining({ action: 'break-lease', details: expect.objectContaining({ why: 'holder process is gone' }) })]);
       await store.close();
     });
 
