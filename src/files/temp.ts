@@ -29,12 +29,12 @@ export interface Residue {
 }
 
 /**
- * Temp files that writers of `path` left: ours, plus the `.<name>.<pid>.tmp` / `<name>.<pid>.tmp`
- * names that stem-rotor 0.1 used.
+ * Temp files that writers of `path` (and of its `.lock`/`.mutex` lock file) left: ours, plus the
+ * `.<name>.<pid>.tmp` / `<name>.<pid>.tmp` names that stem-rotor 0.1 used.
  */
 export function findResidue(path: string): Residue[] {
   const name = escapeRegExp(basename(path));
-  const pattern = new RegExp(`^(?:\\.${name}(?:\\.lock)?\\.stem-rotor-(\\d+)-[0-9a-f]+|\\.?${name}\\.(\\d+))\\.tmp$`);
+  const pattern = new RegExp(`^(?:\\.${name}(?:\\.lock|\\.mutex)?\\.stem-rotor-(\\d+)-[0-9a-f]+|\\.?${name}\\.(\\d+))\\.tmp$`);
   let entries: string[];
   try {
     entries = readdirSync(dirname(path));

@@ -192,8 +192,7 @@ export class FileStore implements StateStore {
       };
       writeAtomically(this.leasePath(ring), `${JSON.stringify({ owner: lease.owner, token: lease.token, fence: lease.fence, expiresAt: lease.expiresAt, holder: currentProcess() })}\n`);
       // Holding the lease: what crashed writers of this ring's files left can go.
-      removeResidue(this.statePath(ring));
-      removeResidue(this.leasePath(ring));
+      for (const path of this.residuePaths(ring)) removeResidue(path);
       return lease;
     });
   }
@@ -248,8 +247,13 @@ export class FileStore implements StateStore {
     return verifyRecords(this.records());
   }
 
+  /** The files whose writers' temp files this ring's lease holder cleans up. */
+  private residuePaths(ring: string): string[] {
+    return [this.statePath(ring), this.leasePath(ring), this.auditPath];
+  }
+
   async residue(ring: string): Promise<readonly string[]> {
-    return [...findResidue(this.statePath(ring)), ...findResidue(this.leasePath(ring))].map((residue) => residue.path);
+    return this.residuePaths(ring).flatMap((path) => findResidue(path).map((residue) => residue.path));
   }
 
   async close(): Promise<void> {
