@@ -209,6 +209,17 @@ export function planAbort(state: RingState, gates: readonly GateOutcome[], stamp
 }
 
 /**
+ * Throws the InvalidTransitionError `action` would meet on this idle state (advance on a stable
+ * ring, start while rotating), without planning anything: commands check it before their lease.
+ */
+export function assertActionApplies(state: RingState, action: 'start' | 'advance' | 'abort'): void {
+  const stamp = { now: state.updatedAt, transitionId: 'preflight' };
+  if (action === 'start') planStart(state, { ...stamp, rotationId: 'preflight', newKeyId: '\u0000preflight' });
+  else if (action === 'advance') planAdvance(state, [], stamp);
+  else planAbort(state, [], stamp);
+}
+
+/**
  * abort of a transition that has written nothing: drop it, whatever it was (a start whose new key id
  * no target can carry must never leave a ring stuck). Null when some target may have been written —
  * then the transition must be resumed or undone by a write of its own.

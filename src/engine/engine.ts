@@ -14,6 +14,7 @@ import { changedVariables, holdsKeySet, renderKeySet } from '../core/keyset.js';
 import { STEM_ENV } from '../stem/signing-env.js';
 import {
   agreedFingerprints,
+  assertActionApplies,
   assertWriteSafe,
   bootstrapState,
   checkTargets,
@@ -32,7 +33,7 @@ import {
 } from '../core/machine.js';
 import { phaseOf, type GateOutcome, type ObservedTarget, type RingState, type Transition, type WriteRecord } from '../core/types.js';
 import { ConfigError, ConflictError, ExitCode, GateBlockedError, PartialFailureError, RotorError, TargetContentError, isRotorError } from '../errors.js';
-import { buildGates, evaluateGates, type GateResult } from '../gates/index.js';
+import { buildGates, evaluateGates, gateName, type GateResult } from '../gates/index.js';
 import { generateKey, generateKeyId, keyFingerprint, type KeyMaterial, type RandomBytes } from '../stem/keys.js';
 import type { AuditEvent, Lease, StateStore } from '../store/types.js';
 import { buildStatus, type StatusReport } from './status.js';
@@ -223,15 +224,22 @@ export class RingEngine {
       await redis?.close();
     }
     const overrides = options.overrides ?? [];
-    for (const override of overrides) {
-      if (!results.some((result) => result.name === override.gate)) {
-        throw new ConfigError(`--override ${override.gate}: no such gate before the next step of ring "${this.ring.name}" (gates: ${results.map((r) => r.name).join(', ') || 'none'})`);
-      }
-    }
+    this.assertOverridesKnown(state, overrides);
     return results.map((result) => {
       const override = overrides.find((candidate) => candidate.gate === result.name);
       return override && result.verdict !== 'pass' ? { ...result, overridden: { reason: override.reason, by: `${this.actor.user}@${this.actor.host}` } } : result;
     });
+  }
+
+  /** An --override must name a gate of the next step; checked before the lease, so a typo changes nothing. */
+  private assertOverridesKnown(state: RingState, overrides: readonly Override[]): void {
+    const slot = nextGateSlot(state);
+    const names = slot ? this.ring.gates[slot].map(gateName) : [];
+    for (const override of overrides) {
+      if (!names.includes(override.gate)) {
+        throw new ConfigError(`--override ${override.gate}: no such gate before the next step of ring "${this.ring.name}" (gates: ${names.join(', ') || 'none'})`);
+      }
+    }
   }
 
   // ---------------------------------------------------------------- commands
@@ -354,7 +362,11 @@ export class RingEngine {
     // Refuse bad target content, drift and unwritable targets before taking the lease: bad input writes nothing anywhere.
     const preflight = await this.preflight();
     const { state: known } = await this.currentState(preflight);
-    if (!known.transition) checkTargets(known, preflight.map((read) => read.observed));
+    if (!known.transition) {
+      checkTargets(known, preflight.map((read) => read.observed));
+      if (action === 'start' || action === 'advance' || action === 'abort') assertActionApplies(known, action);
+      this.assertOverridesKnown(known, options.overrides ?? []);
+    }
     return this.withLease(action, async (lease) => {
       const reads = await this.readAll();
       const { state, bootstrapped } = await this.currentState(reads);

@@ -76,6 +76,8 @@ const cases: Case[] = [
   { name: 'target file missing', setup: (dir) => renameSync(join(dir, 'workers.env'), join(dir, 'gone.env')), error: /target "workers": .*workers\.env: file not found/ },
   // flags and arguments
   { name: 'unknown option', setup: () => undefined, args: (dir) => ['rotate', 'start', 'demo', '--config', config(dir), '--froce'], error: /unknown option '--froce'/ },
+  { name: 'override of a gate the next step does not have', setup: (dir) => void cli(['rotate', 'start', 'demo', '--config', config(dir)]), args: (dir) => ['rotate', 'advance', 'demo', '--config', config(dir), '--override', 'approvl', '--reason', 'x'], error: /--override approvl: no such gate before the next step of ring "demo" \(gates: soak\)/ },
+  { name: 'advance of a stable ring', setup: () => undefined, args: (dir) => ['rotate', 'advance', 'demo', '--config', config(dir)], error: /ring "demo" is stable; use rotate start/ },
   { name: 'override without reason', setup: () => undefined, args: (dir) => ['rotate', 'advance', 'demo', '--config', config(dir), '--override', 'soak'], error: /--override needs --reason/ },
   { name: 'revoke without --yes', setup: () => undefined, args: (dir) => ['revoke', 'demo', 'k', '--reason', 'x', '--config', config(dir)], error: /confirm with --yes/ },
   { name: 'run with a bad interval', setup: () => undefined, args: (dir) => ['run', '--interval', 'soon', '--config', config(dir)], error: /--interval soon/ },
