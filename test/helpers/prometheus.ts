@@ -50,7 +50,9 @@ export class PrometheusServer {
       writeFileSync(join(this.dir, 'web.yml'), `basic_auth_users:\n  ${basicAuth.username}: ${bcrypt.hashSync(basicAuth.password, 4)}\n`);
       args.push(`--web.config.file=${join(this.dir, 'web.yml')}`);
     }
-    this.process = spawn('prometheus', args, { stdio: 'ignore' });
+    const child = spawn('prometheus', args, { stdio: 'ignore' });
+    this.process = child;
+    process.once('exit', () => child.kill('SIGKILL')); // never outlives the test process
     const auth = basicAuth ? { authorization: `Basic ${Buffer.from(`${basicAuth.username}:${basicAuth.password}`).toString('base64')}` } : undefined;
     for (let attempt = 0; attempt < 150; attempt += 1) {
       try {

@@ -24,6 +24,12 @@ export async function killProcess(child: ChildProcess | null): Promise<void> {
   });
 }
 
+/** Every redis-server still running when the test process exits is killed: the suite leaves none behind. */
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
 export class RedisServer {
   private process: ChildProcess | null = null;
   readonly dir = tempDir('stem-rotor-redis-');
@@ -46,6 +52,8 @@ export class RedisServer {
     const args = [...ports, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir, ...this.extraArgs];
     const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.process = child;
+    running.add(child);
+    child.once('exit', () => running.delete(child));
     await new Promise<void>((resolve, reject) => {
       let output = '';
       const timer = setTimeout(() => reject(new Error(`redis-server did not start: ${output}`)), 10_000);
