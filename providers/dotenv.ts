@@ -10,7 +10,7 @@ import type { Dialect } from '../src/envfile/codec.js';
 import { decodeEnvFile, dialectFindings, encodeEnvFile, parseEnvFile, renderEnvFile } from '../src/envfile/codec.js';
 import { ConflictError, TargetContentError } from '../src/errors.js';
 import { acquireLockFile } from '../src/files/lock.js';
-import { assertReplaceable, readRegularFile, replaceRegularFile, resolvePath } from '../src/files/regular.js';
+import { assertReplaceable, readRegularFile, resolvePath, writeFileAtomically } from '../src/files/regular.js';
 import { findResidue, removeResidue } from '../src/files/temp.js';
 import type { Provider, ProviderNotice, TargetSnapshot, WriteRequest } from './types.js';
 
@@ -90,7 +90,7 @@ export class DotenvProvider implements Provider {
       assertReplaceable(resolved, stat, this.what);
       this.parse(content, Object.keys(request.set));
       const next = encodeEnvFile(renderEnvFile(decodeEnvFile(content), request.set, this.dialect, this.options.target));
-      replaceRegularFile(resolved, next, stat);
+      writeFileAtomically(resolved, next, stat);
       return { version: contentVersion(next) };
     } finally {
       release();

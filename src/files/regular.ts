@@ -96,11 +96,12 @@ export function assertReplaceable(resolved: string, stat: Stats, what: string): 
 }
 
 /**
- * Atomic replace at the resolved path: exclusive 0600 temp file beside it, the old owner, group and
- * mode, fsync, rename, fsync of the directory. A failed replace leaves no temp file behind.
+ * Atomic write: an exclusive 0600 temp file beside `path`, given `keep`'s owner, group and mode (a
+ * replaced file keeps them; a new file stays 0600), fsync, rename, fsync of the directory. A failed
+ * write leaves no temp file behind.
  */
-export function replaceRegularFile(resolved: string, content: Buffer, stat: Stats): void {
-  const temporary = tempPathFor(resolved);
+export function writeFileAtomically(path: string, content: Buffer | string, keep?: Stats): void {
+  const temporary = tempPathFor(path);
   let fd: number;
   try {
     fd = openSync(temporary, 'wx', 0o600);
@@ -108,12 +109,14 @@ export function replaceRegularFile(resolved: string, content: Buffer, stat: Stat
     throw asIoError(error, 'create temp file', temporary);
   }
   try {
-    if (stat.uid !== process.geteuid?.() || stat.gid !== process.getegid?.()) fchownSync(fd, stat.uid, stat.gid);
-    fchmodSync(fd, stat.mode & 0o7777);
+    if (keep) {
+      if (keep.uid !== process.geteuid?.() || keep.gid !== process.getegid?.()) fchownSync(fd, keep.uid, keep.gid);
+      fchmodSync(fd, keep.mode & 0o7777);
+    }
     writeFileSync(fd, content);
     fsyncSync(fd);
     closeSync(fd);
-    renameSync(temporary, resolved);
+    renameSync(temporary, path);
   } catch (error) {
     try {
       closeSync(fd);
@@ -121,9 +124,9 @@ export function replaceRegularFile(resolved: string, content: Buffer, stat: Stat
       // already closed
     }
     unlinkSync(temporary);
-    throw asIoError(error, 'write', resolved);
+    throw asIoError(error, 'write', path);
   }
-  const directory = openSync(dirname(resolved), 'r');
+  const directory = openSync(dirname(path), 'r');
   try {
     fsyncSync(directory);
   } finally {

@@ -4,7 +4,7 @@
  * `<dir>/audit.jsonl` (append-only hash chain). Lease changes and fenced saves happen under a
  * short-lived lock file that names its holder; appends under another.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, renameSync, unlinkSync, writeFileSync, fstatSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync, fstatSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Clock } from '../clock.js';
@@ -13,7 +13,8 @@ import type { RingState } from '../core/types.js';
 import { LeaseHeldError, RotorError, asIoError } from '../errors.js';
 import { acquireLockFile, type BrokenLock } from '../files/lock.js';
 import { currentProcess, processState, type ProcessIdentity } from '../files/process.js';
-import { findResidue, removeResidue, tempPathFor } from '../files/temp.js';
+import { writeFileAtomically } from '../files/regular.js';
+import { findResidue, removeResidue } from '../files/temp.js';
 import { chainedText, readRecords, verifyRecords, type AuditRead, type AuditVerification, type StoredRecord } from './audit-chain.js';
 import type { AcquireOptions, AuditEvent, Lease, StateStore } from './types.js';
 
@@ -36,27 +37,6 @@ interface LeaseFile {
   expiresAt: string;
   /** The holding process: a lease whose holder is gone from this host is taken over at once. */
   holder?: ProcessIdentity;
-}
-
-function writeAtomically(path: string, content: string): void {
-  const temporary = tempPathFor(path);
-  try {
-    const fd = openSync(temporary, 'wx', 0o600);
-    try {
-      writeFileSync(fd, content);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(temporary, path);
-  } catch (error) {
-    try {
-      unlinkSync(temporary);
-    } catch {
-      // never created, or already renamed
-    }
-    throw asIoError(error, 'write', path);
-  }
 }
 
 function readText(path: string): string | null {
@@ -164,9 +144,9 @@ export class FileStore implements StateStore {
       if (!current || current.token !== lease.token || current.fence !== lease.fence) {
         throw new LeaseHeldError(`ring "${state.ring}": lease lost (fence ${lease.fence}); another orchestrator took over — nothing more was saved`);
       }
-      writeAtomically(this.statePath(state.ring), `${JSON.stringify(state, null, 2)}\n`);
+      writeFileAtomically(this.statePath(state.ring), `${JSON.stringify(state, null, 2)}\n`);
       const expiresAt = new Date(this.options.clock.now().getTime() + lease.ttlMs).toISOString();
-      writeAtomically(this.leasePath(state.ring), `${JSON.stringify({ ...current, expiresAt })}\n`);
+      writeFileAtomically(this.leasePath(state.ring), `${JSON.stringify({ ...current, expiresAt })}\n`);
     });
   }
 
@@ -190,7 +170,7 @@ export class FileStore implements StateStore {
         expiresAt: new Date(now.getTime() + options.ttlMs).toISOString(),
         ttlMs: options.ttlMs,
       };
-      writeAtomically(this.leasePath(ring), `${JSON.stringify({ owner: lease.owner, token: lease.token, fence: lease.fence, expiresAt: lease.expiresAt, holder: currentProcess() })}\n`);
+      writeFileAtomically(this.leasePath(ring), `${JSON.stringify({ owner: lease.owner, token: lease.token, fence: lease.fence, expiresAt: lease.expiresAt, holder: currentProcess() })}\n`);
       // Holding the lease: what crashed writers of this ring's files left can go.
       for (const path of this.residuePaths(ring)) removeResidue(path);
       return lease;
@@ -202,7 +182,7 @@ export class FileStore implements StateStore {
       const current = readLease(this.leasePath(lease.ring));
       if (!current || current.token !== lease.token) return;
       // Keep the fencing counter; only give up the time.
-      writeAtomically(this.leasePath(lease.ring), `${JSON.stringify({ ...current, expiresAt: new Date(0).toISOString() })}\n`);
+      writeFileAtomically(this.leasePath(lease.ring), `${JSON.stringify({ ...current, expiresAt: new Date(0).toISOString() })}\n`);
     });
   }
 
