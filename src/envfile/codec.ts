@@ -19,7 +19,7 @@ export const DIALECTS = ['dotenv', 'docker', 'systemd'] as const;
 export type Dialect = (typeof DIALECTS)[number];
 
 const BOM = '\xEF\xBB\xBF';
-const LINE = /^([ \t]*)((?:export[ \t]+)?)([A-Za-z_][A-Za-z0-9_.]*)([ \t]*=[ \t]*)(.*)$/;
+const LINE = /^([ \t]*)((?:export[ \t]+)?)([A-Za-z_][A-Za-z0-9_.]*)([ \t]*)=([ \t]*)(.*)$/;
 
 interface Line {
   /** The line without its ending (and without the BOM on the first line). */
@@ -122,13 +122,23 @@ function systemdValue(rest: string): string {
   return value.slice(0, keepUntil);
 }
 
+interface LineParts {
+  readonly exported: boolean;
+  /** Whitespace between the name and `=`, and between `=` and the value. */
+  readonly spaceBefore: string;
+  readonly spaceAfter: string;
+  readonly rest: string;
+}
+
 /** How the dialect's reader sees the line: its value, or why it does not see the variable at all. */
-function dialectValue(dialect: Dialect, exported: boolean, rest: string, syntax: ValueSyntax): { value: string } | { unseen: string } {
+function dialectValue(dialect: Dialect, { exported, spaceBefore, spaceAfter, rest }: LineParts, syntax: ValueSyntax): { value: string } | { unseen: string } {
   switch (dialect) {
     case 'dotenv':
       return syntax.dotenv === null ? { unseen: `has an unterminated ${syntax.quote === '"' ? 'double' : 'single'} quote (multi-line values are not supported)` } : { value: syntax.dotenv };
     case 'docker':
-      return exported ? { unseen: 'starts with "export", which docker --env-file rejects as a variable name with whitespace' } : { value: rest };
+      if (exported) return { unseen: 'starts with "export", which docker --env-file rejects as a variable name with whitespace' };
+      if (spaceBefore !== '') return { unseen: 'has whitespace before "=", which docker --env-file rejects as a variable name with whitespace' };
+      return { value: spaceAfter + rest };
     case 'systemd':
       return exported ? { unseen: 'starts with "export"; systemd EnvironmentFile ignores the whole line' } : { value: systemdValue(rest) };
   }
@@ -149,10 +159,10 @@ export function parseEnvFile(file: EnvFile, names: readonly string[], dialect: D
     const previous = found.get(name);
     if (previous) throw new TargetContentError(target, `${name} is assigned twice (lines ${previous.index + 1} and ${index + 1}); loaders disagree on which wins`);
     const exported = (match[2] as string) !== '';
-    const offset = (match[1] as string).length + (match[2] as string).length + name.length + (match[4] as string).length;
-    const rest = match[5] as string;
-    const syntax = valueSyntax(rest, offset);
-    const read = dialectValue(dialect, exported, rest, syntax);
+    const parts: LineParts = { exported, spaceBefore: match[4] as string, spaceAfter: match[5] as string, rest: match[6] as string };
+    const offset = (match[1] as string).length + (match[2] as string).length + name.length + parts.spaceBefore.length + 1 + parts.spaceAfter.length;
+    const syntax = valueSyntax(parts.rest, offset);
+    const read = dialectValue(dialect, parts, syntax);
     if ('unseen' in read) throw new TargetContentError(target, `${where} ${read.unseen}`);
     found.set(name, {
       name,

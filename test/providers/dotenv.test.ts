@@ -32,6 +32,8 @@ describe('env file reading, per dialect', () => {
   it('docker --env-file: quotes and inline comments are part of the value; export is not a variable', () => {
     expect(values('STEM_SIGNING_KEYS="k:YQ=="\nSTEM_SIGNING_ACTIVE_KEY=k # c\n', 'docker')).toEqual({ STEM_SIGNING_KEYS: '"k:YQ=="', STEM_SIGNING_ACTIVE_KEY: 'k # c' });
     expect(() => values('export STEM_SIGNING_KEYS=k:YQ==\n', 'docker')).toThrow(/docker --env-file rejects/);
+    expect(() => values('STEM_SIGNING_KEYS =k:YQ==\n', 'docker')).toThrow(/whitespace before "="/);
+    expect(values('STEM_SIGNING_KEYS= k:YQ==\n', 'docker')).toEqual({ STEM_SIGNING_KEYS: ' k:YQ==' });
   });
 
   it('systemd EnvironmentFile: quotes removed, # mid-line is literal, export lines ignored', () => {
