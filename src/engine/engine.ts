@@ -207,9 +207,15 @@ export class RingEngine {
    * Everything a mutating command can check before it takes (or pre-empts) the lease: every target
    * readable, parseable and writable here. A refusal here changes nothing anywhere.
    */
-  private async preflight(): Promise<TargetRead[]> {
+  private async preflight(command: string): Promise<TargetRead[]> {
     const reads = await this.readAll();
-    await Promise.all((await this.targets()).map((handle) => handle.provider.preflightWrite?.()));
+    try {
+      await Promise.all((await this.targets()).map((handle) => handle.provider.preflightWrite?.()));
+    } catch (error) {
+      // Refused before anything was written: say what to run once the cause is fixed.
+      if (isRotorError(error)) error.message = `${error.message}. Nothing was written; once fixed, run: stem-rotor ${command}`;
+      throw error;
+    }
     return reads;
   }
 
@@ -295,7 +301,7 @@ export class RingEngine {
     }
     // Plan on what is known now: an unknown key id, missing material or an unwritable target refuses
     // the revoke before it pre-empts anyone's lease.
-    const preflight = await this.preflight();
+    const preflight = await this.preflight(`revoke ${this.ring.name} ${keyId} --reason "${options.reason.replace(/["\\$`]/g, '')}" --yes`);
     const { state: known } = await this.currentState(preflight);
     assertMaterialAvailable(this.ring, await plan(known), mergeMaterial(preflight));
     return this.withLease(
@@ -360,7 +366,7 @@ export class RingEngine {
       return this.describePlan(action, decision.state, reads, gates);
     }
     // Refuse bad target content, drift and unwritable targets before taking the lease: bad input writes nothing anywhere.
-    const preflight = await this.preflight();
+    const preflight = await this.preflight(`rotate ${action} ${this.ring.name}`);
     const { state: known } = await this.currentState(preflight);
     if (!known.transition) {
       checkTargets(known, preflight.map((read) => read.observed));

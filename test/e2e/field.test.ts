@@ -120,6 +120,7 @@ describe('owners, modes and special files', () => {
     const asRoot = run('rotate', 'start', 'demo');
     expect(asRoot.code).toBe(1);
     expect(asRoot.stderr).toContain(`${join(dir, 'workers.env')} is read-only (mode 0444)`);
+    expect(asRoot.stderr.trim()).toMatch(/Nothing was written; once fixed, run: stem-rotor rotate start demo$/);
     for (const entry of ['.', 'producers.env', 'workers.env']) chownSync(join(dir, entry), 1000, 1000);
     const asOwner = cliAs(1000, ['rotate', 'start', 'demo', '--config', config]);
     expect(asOwner.code).toBe(1);
