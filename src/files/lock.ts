@@ -49,21 +49,27 @@ function readHolder(path: string): { holder: LockHolder; stat: Stats } | null {
 
 function createLock(path: string, holder: LockHolder): boolean {
   const temporary = tempPathFor(path);
+  const content = `${JSON.stringify(holder)}\n`;
   try {
-    writeFileSync(temporary, `${JSON.stringify(holder)}\n`, { mode: 0o600, flag: 'wx' });
+    writeFileSync(temporary, content, { mode: 0o600, flag: 'wx' });
+    linkSync(temporary, path);
+    return true;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return false;
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw asIoError(error, 'create lock file', path);
+  } finally {
+    // written or not (ENOSPC leaves it empty), the temp file never stays
     try {
-      linkSync(temporary, path);
-      return true;
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'EEXIST') return false;
-      if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw error;
-      // no hard links on this file system: exclusive create, then write
-      writeFileSync(path, `${JSON.stringify(holder)}\n`, { mode: 0o600, flag: 'wx' });
-      return true;
-    } finally {
       unlinkSync(temporary);
+    } catch {
+      // never created
     }
+  }
+  // no hard links on this file system: exclusive create, then write
+  try {
+    writeFileSync(path, content, { mode: 0o600, flag: 'wx' });
+    return true;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw asIoError(error, 'create lock file', path);

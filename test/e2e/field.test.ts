@@ -41,6 +41,10 @@ function liveSleeper(): number {
   return child.pid as number;
 }
 
+function filesIn(root: string): string[] {
+  return readdirSync(root).flatMap((entry) => (statSync(join(root, entry)).isDirectory() ? filesIn(join(root, entry)) : [join(root, entry)]));
+}
+
 const noStackTrace = (text: string) => expect(text).not.toMatch(/\n\s+at .+\(.+:\d+:\d+\)/);
 
 describe('symlinked targets', () => {
@@ -150,6 +154,24 @@ describe('owners, modes and special files', () => {
     expect(result.stderr.trim().split('\n')).toHaveLength(1);
     expect(result.stderr).toMatch(new RegExp(`^stem-rotor: cannot \\S+( \\S+)* ${join(dir, 'state')}\\S*: permission denied \\(EACCES\\)`));
     noStackTrace(result.stderr);
+  });
+
+  it('a full disk (ENOSPC) is one line naming the path; targets stay whole and no temp file is left', () => {
+    const { dir } = demo();
+    const disk = join(dir, 'disk');
+    mkdirSync(disk);
+    expect(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', disk]).status).toBe(0);
+    mounts.push(disk);
+    for (const file of ['stem-rotor.yaml', 'producers.env', 'workers.env']) writeFileSync(join(disk, file), readFileSync(join(dir, file)));
+    spawnSync('sh', ['-c', `cat /dev/zero > ${join(disk, 'filler')} 2>/dev/null`]);
+    const before = { producers: readFileSync(join(disk, 'producers.env')), workers: readFileSync(join(disk, 'workers.env')) };
+    const result = cli(['rotate', 'start', 'demo', '--config', join(disk, 'stem-rotor.yaml')]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(new RegExp(`^stem-rotor: cannot \\S+( \\S+)* ${disk}/\\S+: no space left on device \\(ENOSPC\\)`));
+    noStackTrace(result.stderr);
+    expect(readFileSync(join(disk, 'producers.env')).equals(before.producers)).toBe(true);
+    expect(readFileSync(join(disk, 'workers.env')).equals(before.workers)).toBe(true);
+    expect(filesIn(disk).filter((file) => file.endsWith('.tmp'))).toEqual([]);
   });
 
   it('keys generate --out onto an existing file is one line (exit 2), the file untouched', () => {
