@@ -32,7 +32,7 @@ import {
   type AdvanceDecision,
 } from '../core/machine.js';
 import { phaseOf, type GateOutcome, type ObservedTarget, type RingState, type Transition, type WriteRecord } from '../core/types.js';
-import { ConfigError, ConflictError, ExitCode, GateBlockedError, PartialFailureError, RotorError, TargetContentError, isRotorError } from '../errors.js';
+import { ConfigError, ConflictError, ExitCode, GateBlockedError, LeaseHeldError, PartialFailureError, RotorError, TargetContentError, isRotorError } from '../errors.js';
 import { buildGates, evaluateGates, gateName, type GateResult } from '../gates/index.js';
 import { generateKey, generateKeyId, keyFingerprint, type KeyMaterial, type RandomBytes } from '../stem/keys.js';
 import type { AuditEvent, Lease, StateStore } from '../store/types.js';
@@ -175,12 +175,20 @@ export class RingEngine {
   }
 
   private async withLease<T>(action: string, work: (lease: Lease) => Promise<T>, preempt = false): Promise<T> {
-    const lease = await this.deps.store.acquire(this.ring.name, {
-      owner: `${this.actor.user}@${this.actor.host} pid ${process.pid} (${action})`,
-      token: this.randomBytes(16).toString('hex'),
-      ttlMs: this.deps.leaseTtlMs ?? 300_000,
-      preempt,
-    });
+    let lease: Lease;
+    try {
+      lease = await this.deps.store.acquire(this.ring.name, {
+        owner: `${this.actor.user}@${this.actor.host} pid ${process.pid} (${action})`,
+        token: this.randomBytes(16).toString('hex'),
+        ttlMs: this.deps.leaseTtlMs ?? 300_000,
+        preempt,
+      });
+    } catch (error) {
+      if (error instanceof LeaseHeldError) {
+        error.message = `${error.message}. Another command is working on this ring; when it is done, run \`stem-rotor status ${this.ring.name}\` and then the next step it shows (an emergency \`stem-rotor revoke\` pre-empts it)`;
+      }
+      throw error;
+    }
     if (preempt) await this.audit(action, 'ok', { lease: 'pre-empted', fence: lease.fence });
     try {
       await this.removeResidue(action);

@@ -254,7 +254,7 @@ describe('revoke', () => {
     const store = h.deps().store;
     await h.engine().status();
     const other = await store.acquire('ring', { owner: 'cron', token: 'other', ttlMs: 60 * MINUTE });
-    await expect(h.engine().start()).rejects.toThrow(/locked by cron/);
+    await expect(h.engine().start()).rejects.toThrow(/locked by cron until .*; when it is done, run `stem-rotor status ring` and then the next step it shows/);
     await h.engine().revoke(h.initialKey.id, { reason: 'leak' });
     const state = await store.load('ring');
     await expect(store.save(state!, other)).rejects.toThrow(/lease lost/);

@@ -1,12 +1,34 @@
 /**
- * One temp root per test run: every temp dir the suite makes (tests, redis-server, prometheus)
- * lives under it through TMPDIR, and it is removed at the end, so the suite leaves nothing behind.
+ * Before any test: the external programs the suite runs must be there, or it stops at once naming
+ * what is missing and how to install it. Then one temp root per run: every temp dir the suite makes
+ * (tests, redis-server, prometheus) lives under it through TMPDIR, and it is removed at the end, so
+ * the suite leaves nothing behind.
  */
+import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+/** program → the Debian package that provides it */
+const PROGRAMS: Readonly<Record<string, string>> = {
+  'redis-server': 'redis-server',
+  prometheus: 'prometheus',
+  openssl: 'openssl',
+  setpriv: 'util-linux', // permission cases run the CLI as an unprivileged uid
+  mkfifo: 'coreutils',
+  mount: 'mount', // read-only and full-disk mounts in the field tests
+};
+
+function missingPrograms(): string[] {
+  return Object.keys(PROGRAMS).filter((program) => spawnSync('sh', ['-c', `command -v ${program}`]).status !== 0);
+}
+
 export default function setup(): () => void {
+  const missing = missingPrograms();
+  if (missing.length > 0) {
+    const packages = [...new Set(missing.map((program) => PROGRAMS[program]))].join(' ');
+    throw new Error(`the test suite needs ${missing.join(', ')}; install with: apt-get install -y ${packages} (or run bash .ci/run, which installs them)`);
+  }
   const root = mkdtempSync(join(tmpdir(), 'stem-rotor-suite-'));
   chmodSync(root, 0o755); // permission tests run the CLI as an unprivileged uid below it
   process.env.TMPDIR = root;
