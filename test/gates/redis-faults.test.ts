@@ -53,7 +53,7 @@ describe('Redis down', () => {
     const [gate] = await evaluation;
     expect(gate?.verdict).not.toBe('pass');
     expect(['unknown', 'wait']).toContain(gate?.verdict);
-    await server.start();
+    await server.stop();
   });
 });
 

@@ -5,7 +5,7 @@
  * the suite leaves nothing behind.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -32,5 +32,25 @@ export default function setup(): () => void {
   const root = mkdtempSync(join(tmpdir(), 'stem-rotor-suite-'));
   chmodSync(root, 0o755); // permission tests run the CLI as an unprivileged uid below it
   process.env.TMPDIR = root;
-  return () => rmSync(root, { recursive: true, force: true });
+  return () => {
+    const leftovers = processesUnder(root);
+    for (const { pid } of leftovers) process.kill(pid, 'SIGKILL');
+    rmSync(root, { recursive: true, force: true });
+    if (leftovers.length > 0) throw new Error(`the suite left processes running (now killed): ${leftovers.map((p) => `${p.pid} ${p.command}`).join('; ')}`);
+  };
+}
+
+/** Processes whose working directory is under `root`: every redis-server and prometheus the suite starts runs in its temp dir. */
+function processesUnder(root: string): { pid: number; command: string }[] {
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .flatMap((entry) => {
+      try {
+        const cwd = readlinkSync(`/proc/${entry}/cwd`);
+        if (!cwd.startsWith(`${root}/`)) return [];
+        return [{ pid: Number(entry), command: readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').join(' ').trim() }];
+      } catch {
+        return []; // gone, or not ours to read
+      }
+    });
 }

@@ -50,7 +50,7 @@ export class PrometheusServer {
       writeFileSync(join(this.dir, 'web.yml'), `basic_auth_users:\n  ${basicAuth.username}: ${bcrypt.hashSync(basicAuth.password, 4)}\n`);
       args.push(`--web.config.file=${join(this.dir, 'web.yml')}`);
     }
-    const child = spawn('prometheus', args, { stdio: 'ignore' });
+    const child = spawn('prometheus', args, { stdio: 'ignore', cwd: this.dir }); // the suite's final check finds leftovers by cwd
     this.process = child;
     process.once('exit', () => child.kill('SIGKILL')); // never outlives the test process
     const auth = basicAuth ? { authorization: `Basic ${Buffer.from(`${basicAuth.username}:${basicAuth.password}`).toString('base64')}` } : undefined;

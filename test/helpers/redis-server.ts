@@ -50,7 +50,7 @@ export class RedisServer {
     const tls = this.extraArgs.some((arg) => arg.startsWith('--tls-'));
     const ports = tls ? ['--port', '0', '--tls-port', String(this.port)] : ['--port', String(this.port)];
     const args = [...ports, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir, ...this.extraArgs];
-    const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: this.dir }); // the suite's final check finds leftovers by cwd
     this.process = child;
     running.add(child);
     child.once('exit', () => running.delete(child));
