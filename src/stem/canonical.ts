@@ -1,9 +1,11 @@
 /**
  * The bytes Stem signs (stem-interop §2.2): a compact JSON object with keys sorted by UTF-16 code
- * units at every level, dates as Dart's `toUtc().toIso8601String()`. Built by hand because
- * `JSON.stringify` enumerates integer-like keys first ("9" before "10" before "a").
+ * units at every level, dates as Dart's `toUtc().toIso8601String()`, numbers as Dart prints them
+ * (json.ts). Built by hand because `JSON.stringify` enumerates integer-like keys first ("9" before
+ * "10" before "a").
  */
 import type { Envelope } from './envelope.js';
+import { dartNumber, isLosslessNumber, type LosslessNumber } from './json.js';
 
 export const SIGNATURE_HEADER = 'stem-signature';
 export const SIGNATURE_KEY_HEADER = 'stem-signature-key';
@@ -20,8 +22,9 @@ export function canonicalJson(value: unknown): string {
   if (typeof value === 'boolean') return value ? 'true' : 'false';
   if (typeof value === 'number') {
     if (!Number.isFinite(value)) throw new TypeError('NaN and Infinity cannot be signed (Dart jsonEncode throws)');
-    return JSON.stringify(value);
+    return dartNumber(JSON.stringify(value)); // the wire literal, as a worker decodes it
   }
+  if (isLosslessNumber(value)) return dartNumber((value as LosslessNumber).value);
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
   if (typeof value === 'object') {
     const entries = Object.keys(value as object).sort(byCodeUnits);

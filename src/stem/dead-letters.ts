@@ -6,6 +6,7 @@ import type { Redis } from 'ioredis';
 import type { Envelope } from './envelope.js';
 import { stemKeys } from './redis-keys.js';
 import { SIGNATURE_KEY_HEADER } from './canonical.js';
+import { parseStemJson } from './json.js';
 
 export type DlqClass = 'unknown-key' | 'missing-headers' | 'mismatch' | 'mismatch-mutated' | 'bad-base64' | 'other';
 
@@ -70,7 +71,7 @@ export interface ScanOptions {
 function parseEntry(queue: string, raw: string): DeadLetter | 'malformed' | 'other-reason' {
   let entry: { envelope?: Envelope; reason?: unknown; meta?: { error?: unknown; keyId?: unknown }; deadAt?: unknown };
   try {
-    entry = JSON.parse(raw);
+    entry = parseStemJson(raw) as typeof entry;
   } catch {
     return 'malformed';
   }

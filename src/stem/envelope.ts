@@ -1,5 +1,6 @@
 /** Stem's `Envelope.toJson()` shape (stem-interop §2.6, §3.3), with `Envelope.fromJson` defaults. */
 import * as z from 'zod';
+import { toNumber } from './json.js';
 
 export const envelopeSchema = z.object({
   id: z.string().min(1),
@@ -8,10 +9,10 @@ export const envelopeSchema = z.object({
   headers: z.record(z.string(), z.string()).default({}),
   enqueuedAt: z.string().min(1),
   notBefore: z.string().nullable().default(null),
-  priority: z.number().int().default(0),
-  attempt: z.number().int().default(0),
-  maxRetries: z.number().int().default(0),
-  visibilityTimeout: z.number().int().nullable().default(null),
+  priority: z.preprocess(toNumber, z.number().int().default(0)),
+  attempt: z.preprocess(toNumber, z.number().int().default(0)),
+  maxRetries: z.preprocess(toNumber, z.number().int().default(0)),
+  visibilityTimeout: z.preprocess(toNumber, z.number().int().nullable().default(null)),
   queue: z.string().default('default'),
   meta: z.record(z.string(), z.unknown()).default({}),
 });

@@ -1,12 +1,13 @@
 /** Stem's Redis stream entry format for an envelope (stem-interop §2.6, redis_broker.dart:399-426). */
 import type { Envelope } from './envelope.js';
+import { parseStemJson, stringifyStemJson } from './json.js';
 
 /** Field/value pairs for XADD, in Stem's order. */
 export function streamFields(envelope: Envelope): string[] {
   return [
     'id', envelope.id,
     'name', envelope.name,
-    'args', JSON.stringify(envelope.args),
+    'args', stringifyStemJson(envelope.args),
     'headers', JSON.stringify(envelope.headers),
     'enqueuedAt', envelope.enqueuedAt,
     'notBefore', envelope.notBefore ?? '',
@@ -15,7 +16,7 @@ export function streamFields(envelope: Envelope): string[] {
     'maxRetries', String(envelope.maxRetries),
     'visibilityTimeout', envelope.visibilityTimeout === null ? '' : String(envelope.visibilityTimeout),
     'queue', envelope.queue,
-    'meta', JSON.stringify(envelope.meta),
+    'meta', stringifyStemJson(envelope.meta),
   ];
 }
 
@@ -26,7 +27,7 @@ export function envelopeFromFields(fields: readonly string[]): Envelope {
   return {
     id: map.get('id') ?? '',
     name: map.get('name') ?? '',
-    args: JSON.parse(map.get('args') || '{}'),
+    args: parseStemJson(map.get('args') || '{}') as Envelope['args'],
     headers: JSON.parse(map.get('headers') || '{}'),
     enqueuedAt: map.get('enqueuedAt') ?? '',
     notBefore: map.get('notBefore') || null,
@@ -35,6 +36,6 @@ export function envelopeFromFields(fields: readonly string[]): Envelope {
     maxRetries: Number.parseInt(map.get('maxRetries') ?? '', 10) || 0,
     visibilityTimeout: map.get('visibilityTimeout') ? Number(map.get('visibilityTimeout')) : null,
     queue: map.get('queue') || 'default',
-    meta: JSON.parse(map.get('meta') || '{}'),
+    meta: parseStemJson(map.get('meta') || '{}') as Envelope['meta'],
   };
 }

@@ -11,6 +11,7 @@ import type { Envelope } from '../../src/stem/envelope.js';
 import { envelopeToJson } from '../../src/stem/envelope.js';
 import { stemKeys } from '../../src/stem/redis-keys.js';
 import { envelopeFromFields, streamFields } from '../../src/stem/stream-format.js';
+import { stringifyStemJson } from '../../src/stem/json.js';
 import { signEnvelope, verifyEnvelope } from '../../src/stem/signer.js';
 import { loadStemSigningConfig, type SigningEnv, type StemSigningConfig } from '../../src/stem/signing-env.js';
 
@@ -50,13 +51,13 @@ export class StemFleet {
 
   async delay(config: StemSigningConfig, queue: string, notBefore: Date): Promise<Envelope> {
     const envelope = signEnvelope(newEnvelope(queue, this.now(), { notBefore: notBefore.toISOString() }), config);
-    await this.broker.zadd(this.keys.delayed(queue), notBefore.getTime(), JSON.stringify(envelopeToJson(envelope)));
+    await this.broker.zadd(this.keys.delayed(queue), notBefore.getTime(), stringifyStemJson(envelopeToJson(envelope)));
     return envelope;
   }
 
   async deadLetter(queue: string, envelope: Envelope, error: string, keyId: string | null, deadAt = this.now()): Promise<void> {
     const entry = { envelope: envelopeToJson(envelope), reason: 'signature-invalid', meta: { error, ...(keyId === null ? {} : { keyId }) }, deadAt: deadAt.toISOString() };
-    await this.broker.lpush(this.keys.dead(queue), JSON.stringify(entry));
+    await this.broker.lpush(this.keys.dead(queue), stringifyStemJson(entry));
   }
 }
 

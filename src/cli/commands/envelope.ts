@@ -1,6 +1,7 @@
 import { ConfigError } from '../../errors.js';
 import { envelopeSchema, envelopeToJson, type Envelope } from '../../stem/envelope.js';
 import { formatIssues } from '../../config/load.js';
+import { parseStemJson, stringifyStemJson } from '../../stem/json.js';
 import { signEnvelope, verifyEnvelope } from '../../stem/signer.js';
 import { StemConfigError, loadStemSigningConfig, type StemSigningConfig } from '../../stem/signing-env.js';
 import { print, type CommonOptions } from '../context.js';
@@ -21,7 +22,7 @@ function load(options: EnvelopeOptions): { config: StemSigningConfig; envelope: 
   }
   let document: unknown;
   try {
-    document = JSON.parse(readInput(options.in));
+    document = parseStemJson(readInput(options.in));
   } catch (error) {
     if (error instanceof ConfigError) throw error;
     throw new ConfigError(`--in ${options.in}: not JSON: ${(error as Error).message}`);
@@ -39,7 +40,7 @@ export async function envelopeSignCommand(options: EnvelopeOptions): Promise<voi
   } catch (error) {
     throw new ConfigError(`--env-file ${options.envFile}: ${(error as Error).message}`);
   }
-  process.stdout.write(`${JSON.stringify(envelopeToJson(signed), null, options.json ? 2 : undefined)}\n`);
+  process.stdout.write(`${stringifyStemJson(envelopeToJson(signed), options.json ? 2 : undefined)}\n`);
 }
 
 /** Exit 0 when Stem would accept the envelope, 1 with Stem's failure message otherwise. */
