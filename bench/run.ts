@@ -122,7 +122,7 @@ async function backlogScan(): Promise<Figure[]> {
       peak = Math.max(peak, process.memoryUsage().rss);
     }, 5);
     const started = process.hrtime.bigint();
-    const report = await countBacklog(redis, { url, connectTimeout: 5000, commandTimeout: 600_000 }, { namespace: 'stem', keyIds: [old], after: new Date('2026-11-28T01:00:00.000Z'), batchSize: 2000 });
+    const report = await countBacklog(redis, { url, connectTimeout: 5000, commandTimeout: 600_000 }, { namespace: 'stem', controlNamespaces: ['stem'], keyIds: [old], after: new Date('2026-11-28T01:00:00.000Z'), batchSize: 2000 });
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     clearInterval(sampler);
     peak = Math.max(peak, process.memoryUsage().rss);

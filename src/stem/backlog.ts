@@ -6,7 +6,7 @@
 import type { Redis } from 'ioredis';
 import type { RedisEndpoint } from '../config/schema.js';
 import { SIGNATURE_KEY_HEADER } from './canonical.js';
-import { isControlQueue, stemKeys } from './redis-keys.js';
+import { isStemControlQueue, stemKeys } from './redis-keys.js';
 import { StreamReader, type EntryView } from './stream-reader.js';
 
 export interface BacklogCount {
@@ -26,6 +26,8 @@ export interface BacklogReport {
 
 export interface BacklogOptions {
   readonly namespace: string;
+  /** Worker/control namespaces whose `<cns>.control.*` queues are Stem's own (not backlog). */
+  readonly controlNamespaces: readonly string[];
   readonly keyIds: readonly string[];
   /** Envelopes enqueued after this are counted separately ("a signer has not reloaded"). */
   readonly after: Date;
@@ -241,11 +243,11 @@ export async function countBacklog(redis: Redis, endpoint: RedisEndpoint, option
   const tally = new Tally(options);
   const streams = (await scanKeys(redis, keys.streamPattern, 'stream')).filter((stream) => {
     const queue = keys.queueOfStream(stream);
-    return queue !== null && !isControlQueue(queue);
+    return queue !== null && !isStemControlQueue(queue, options.controlNamespaces);
   });
   const delayed = (await scanKeys(redis, keys.delayedPattern, 'zset')).filter((key) => {
     const queue = keys.queueOf(key, 'delayed');
-    return queue !== null && !isControlQueue(queue);
+    return queue !== null && !isStemControlQueue(queue, options.controlNamespaces);
   });
   const streamUnits = await Promise.all(streams.map((stream) => planStream(redis, tally, stream, keys.group(keys.queueOfStream(stream) as string), options)));
   const work: Unit[] = [...streamUnits.flat(), ...delayed.map((key) => (reader: StreamReader) => scanDelayed(reader, tally, key, options.batchSize))];

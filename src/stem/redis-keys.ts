@@ -17,7 +17,15 @@ export function stemKeys(namespace: string) {
   };
 }
 
-/** Control-plane queues carry unsigned envelopes by design (stem-interop §5); they are not backlog. */
-export function isControlQueue(queue: string): boolean {
-  return /(^|\.)control\./.test(queue);
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/**
+ * Stem's own control queues (stem-interop-2 §2): `<cns>.control.worker.<id>`, `<cns>.control.broadcast`
+ * and `<cns>.control.reply.<id>` for a known worker/control namespace `<cns>`. Workers never verify
+ * them, so they are not backlog; any other queue — `fleet.control.commands` included — is.
+ */
+export function isStemControlQueue(queue: string, controlNamespaces: readonly string[]): boolean {
+  return controlNamespaces.some((namespace) => new RegExp(`^${escapeRegExp(namespace)}\\.control\\.(worker\\..+|broadcast|reply\\..+)$`).test(queue));
 }

@@ -25,7 +25,7 @@ beforeEach(async () => {
 
 const entry = (headers: string, enqueuedAt = '2026-11-28T10:00:00.000000Z', args = '{}') => ['id', 't', 'name', 'n', 'args', args, 'headers', headers, 'enqueuedAt', enqueuedAt, 'queue', 'q', 'meta', '{}'];
 const count = (options: { keyIds?: string[]; batchSize?: number; entriesPerUnit?: number } = {}) =>
-  countBacklog(redis, { url: server.url(0), connectTimeout: 2000, commandTimeout: 10_000 }, { namespace: 'stem', keyIds: options.keyIds ?? ['old'], after: AFTER, batchSize: options.batchSize ?? 100, entriesPerUnit: options.entriesPerUnit ?? 50_000 });
+  countBacklog(redis, { url: server.url(0), connectTimeout: 2000, commandTimeout: 10_000 }, { namespace: 'stem', controlNamespaces: ['stem'], keyIds: options.keyIds ?? ['old'], after: AFTER, batchSize: options.batchSize ?? 100, entriesPerUnit: options.entriesPerUnit ?? 50_000 });
 
 describe('backlog reader', () => {
   it('counts exactly across many pages and entries larger than a socket chunk', async () => {
@@ -107,10 +107,10 @@ describe('backlog reader over TLS with an ACL user', () => {
     await admin.xadd(keys.stream('q'), '*', ...entry('{"stem-signature-key":"old"}'));
     const endpoint = { url: `rediss://127.0.0.1:${secure.port}/0`, username: 'rotor', passwordEnv: 'TEST_BACKLOG_PW', tls: { ca: pki.ca }, connectTimeout: 2000, commandTimeout: 5000 };
     process.env.TEST_BACKLOG_PW = 'pw';
-    const report = await countBacklog(admin, endpoint, { namespace: 'stem', keyIds: ['old'], after: AFTER, batchSize: 10 });
+    const report = await countBacklog(admin, endpoint, { namespace: 'stem', controlNamespaces: ['stem'], keyIds: ['old'], after: AFTER, batchSize: 10 });
     expect(report.total.signed).toBe(1);
     process.env.TEST_BACKLOG_PW = 'wrong';
-    await expect(countBacklog(admin, endpoint, { namespace: 'stem', keyIds: ['old'], after: AFTER, batchSize: 10 })).rejects.toThrow(/AUTH failed/);
+    await expect(countBacklog(admin, endpoint, { namespace: 'stem', controlNamespaces: ['stem'], keyIds: ['old'], after: AFTER, batchSize: 10 })).rejects.toThrow(/AUTH failed/);
     admin.disconnect();
     await secure.stop();
   });

@@ -218,6 +218,18 @@ describe('stem-backlog', () => {
     expect(await gate(h, 'stem-backlog')).toMatchObject({ verdict: 'pass', reason: expect.stringContaining('none of') });
   });
 
+  it("skips exactly Stem's own control queues: an application queue named like one is backlog", async () => {
+    const { h, fleet, oldProducer } = await activated();
+    // dashboard-signed control commands (old key) in Stem's control queues: never verified by workers
+    for (const queue of ['stem.control.broadcast', 'stem.control.worker.w-1', 'stem.control.reply.5f0c6a7e-1d2b-4c3a-9e8f-0a1b2c3d4e5f']) await fleet.enqueue(oldProducer, queue);
+    expect(await gate(h, 'stem-backlog')).toMatchObject({ verdict: 'pass' });
+    for (const queue of ['fleet.control.commands', 'ops.control.broadcast', 'stem.control.workers']) await fleet.enqueue(oldProducer, queue);
+    const blocked = await gate(h, 'stem-backlog');
+    expect(blocked).toMatchObject({ verdict: 'wait', evidence: expect.objectContaining({ signed: 3 }) });
+    const sources = (blocked.evidence as { sources: { key: string }[] }).sources.map((source) => source.key);
+    expect(sources).toEqual(expect.arrayContaining([fleet.keys.stream('fleet.control.commands'), fleet.keys.stream('ops.control.broadcast'), fleet.keys.stream('stem.control.workers')]));
+  });
+
   it('unparseable headers are unknown', async () => {
     const { h, fleet } = await activated();
     await broker.xadd(fleet.keys.stream('default'), '*', 'id', 'x', 'headers', '{oops', 'enqueuedAt', h.clock.now().toISOString());
