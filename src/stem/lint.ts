@@ -8,6 +8,7 @@ import { keyIdProblem } from './keys.js';
 import {
   STEM_ENV,
   StemConfigError,
+  dartTrim,
   loadStemSigningConfig,
   tokenizeKeyList,
   type KeyListToken,
@@ -45,7 +46,7 @@ export const LINT_CODES = {
 type Report = (code: string, severity: Severity, variable: StemEnvName, message: string) => void;
 
 function isSet(value: string | undefined): boolean {
-  return (value ?? '').trim() !== '';
+  return dartTrim(value ?? '') !== '';
 }
 
 function validTokens(tokens: readonly KeyListToken[]): { id: string; material: Buffer; position: number }[] {
@@ -95,7 +96,7 @@ function lintEd25519(env: SigningEnv, report: Report): void {
       report(LINT_CODES.ed25519SeedMismatch, 'error', STEM_ENV.publicKeys, `public key "${entry.id}" does not match its private seed; signatures would fail as "signature mismatch"`);
     }
   }
-  const active = (env[STEM_ENV.activeKey] ?? '').trim();
+  const active = dartTrim(env[STEM_ENV.activeKey] ?? '');
   if (publicKeys.length > 0 && active !== '' && !publicById.has(active)) {
     report(LINT_CODES.ed25519ActiveWithoutPublic, 'error', STEM_ENV.activeKey, `active key "${active}" has no public key; Stem's sign() throws "Missing public key"`);
   }
@@ -115,7 +116,7 @@ export function lintSigningEnv(env: SigningEnv): LintFinding[] {
     report(LINT_CODES.stemRefuses, 'error', error.variable, `Stem refuses to start: ${error.message}`);
   }
 
-  const rawAlgorithm = (env[STEM_ENV.algorithm] ?? '').trim();
+  const rawAlgorithm = dartTrim(env[STEM_ENV.algorithm] ?? '');
   const algorithm = rawAlgorithm.toLowerCase();
   if (algorithm !== '' && algorithm !== 'hmac-sha256' && algorithm !== 'ed25519') return findings;
   if (rawAlgorithm !== algorithm) {

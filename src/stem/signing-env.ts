@@ -16,6 +16,17 @@ export type StemEnvName = (typeof STEM_ENV)[keyof typeof STEM_ENV];
 export const STEM_ENV_NAMES: readonly StemEnvName[] = Object.values(STEM_ENV);
 export type SigningEnv = Partial<Record<StemEnvName, string | undefined>>;
 
+/**
+ * Dart's `String.trim` (VM `_isTwoByteWhitespace`): JS `trim` plus U+0085 (NEL), which Dart also
+ * strips from every STEM_* value, key id and base64 part.
+ */
+const DART_WHITESPACE = '[\\u0009-\\u000D\\u0020\\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000\\uFEFF]';
+const DART_TRIM = new RegExp(`^${DART_WHITESPACE}+|${DART_WHITESPACE}+$`, 'g');
+
+export function dartTrim(value: string): string {
+  return value.replace(DART_TRIM, '');
+}
+
 export const ALGORITHMS = ['hmac-sha256', 'ed25519'] as const;
 export type Algorithm = (typeof ALGORITHMS)[number];
 
@@ -57,8 +68,8 @@ export function tokenizeKeyList(value: string | undefined, variable: KeyListVari
   const description = DESCRIPTION[variable];
   const tokens: KeyListToken[] = [];
   let position = 0;
-  for (const rawEntry of (value ?? '').trim().split(',')) {
-    const entry = rawEntry.trim();
+  for (const rawEntry of dartTrim(value ?? '').split(',')) {
+    const entry = dartTrim(rawEntry);
     if (entry === '') continue;
     position += 1;
     const parts = entry.split(':');
@@ -71,8 +82,8 @@ export function tokenizeKeyList(value: string | undefined, variable: KeyListVari
       tokens.push({ position, problem });
       continue;
     }
-    const id = (parts[0] ?? '').trim();
-    const encoded = (parts[1] ?? '').trim();
+    const id = dartTrim(parts[0] ?? '');
+    const encoded = dartTrim(parts[1] ?? '');
     if (id === '') {
       const problem = new StemConfigError(variable, `${variable}: ${description} id cannot be empty (entry #${position})`, 'FormatException');
       tokens.push({ position, problem });
@@ -97,7 +108,7 @@ export function parseKeyList(value: string | undefined, variable: KeyListVariabl
 }
 
 export function parseAlgorithm(raw: string | undefined): Algorithm {
-  const value = (raw ?? '').trim();
+  const value = dartTrim(raw ?? '');
   if (value === '') return 'hmac-sha256';
   const lower = value.toLowerCase();
   if (lower === 'hmac-sha256' || lower === 'ed25519') return lower;
@@ -127,7 +138,7 @@ export interface StemSigningConfig {
 /** Exactly `SigningConfig.fromEnvironment`: throws StemConfigError where Stem throws. */
 export function loadStemSigningConfig(env: SigningEnv): StemSigningConfig {
   const algorithm = parseAlgorithm(env[STEM_ENV.algorithm]);
-  const activeRaw = (env[STEM_ENV.activeKey] ?? '').trim();
+  const activeRaw = dartTrim(env[STEM_ENV.activeKey] ?? '');
   const activeKeyId = activeRaw === '' ? null : activeRaw;
   const disabled: StemSigningConfig = { algorithm, activeKeyId, enabled: false, canSign: false, verificationKeys: new Map(), signingKeys: new Map() };
 
@@ -143,12 +154,15 @@ export function loadStemSigningConfig(env: SigningEnv): StemSigningConfig {
     return { algorithm, activeKeyId, enabled: true, canSign: true, verificationKeys: keys, signingKeys: keys };
   }
 
+  // Only a blank PUBLIC_KEYS returns early: a value of empty entries (",") still parses PRIVATE_KEYS
+  // and checks the active key, so Stem refuses to start on a bad private key list even then.
+  if (dartTrim(env[STEM_ENV.publicKeys] ?? '') === '') return disabled;
   const publicKeys = toKeyMap(parseKeyList(env[STEM_ENV.publicKeys], STEM_ENV.publicKeys));
-  if (publicKeys.size === 0) return disabled;
   const privateKeys = toKeyMap(parseKeyList(env[STEM_ENV.privateKeys], STEM_ENV.privateKeys));
   if (privateKeys.size > 0 && activeKeyId !== null && !privateKeys.has(activeKeyId)) {
     throw new StemConfigError(STEM_ENV.activeKey, `Active signing key "${activeKeyId}" missing from STEM_SIGNING_PRIVATE_KEYS.`, 'StateError');
   }
+  if (publicKeys.size === 0) return disabled;
   const canSign = activeKeyId !== null && privateKeys.has(activeKeyId);
   return { algorithm, activeKeyId, enabled: true, canSign, verificationKeys: publicKeys, signingKeys: privateKeys };
 }

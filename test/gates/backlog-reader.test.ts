@@ -51,6 +51,15 @@ describe('backlog reader', () => {
     expect((await count()).total).toEqual({ scanned: 6, signed: 3, signedAfter: 0, unsigned: 1, unparseable: 2 });
   });
 
+  it('is not fooled by a header whose name contains stem-signature-key (stem-interop-2 §9 edges)', async () => {
+    const stream = keys.stream('q');
+    await redis.xadd(stream, '*', ...entry('{"x-stem-signature-key":"old","stem-signature-key":"new"}'));
+    await redis.xadd(stream, '*', ...entry('{"stem-signature-key-legacy":"old","stem-signature-key":"new"}'));
+    await redis.xadd(stream, '*', ...entry('{"x-stem-signature-key":"new","stem-signature-key":"old"}'));
+    await redis.xadd(stream, '*', ...entry('{"x-stem-signature-key":"old"}'));
+    expect((await count()).total).toEqual({ scanned: 4, signed: 1, signedAfter: 0, unsigned: 1, unparseable: 0 });
+  });
+
   it('reads pending entries across acknowledged and deleted holes, and skips acknowledged ones', async () => {
     const stream = keys.stream('q');
     const group = keys.group('q');

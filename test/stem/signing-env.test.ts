@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { decodeDartBase64 } from '../../src/stem/base64.js';
-import { StemConfigError, formatKeyList, loadStemSigningConfig, parseAlgorithm, parseKeyList } from '../../src/stem/signing-env.js';
+import { StemConfigError, dartTrim, formatKeyList, loadStemSigningConfig, parseAlgorithm, parseKeyList } from '../../src/stem/signing-env.js';
+import { lintSigningEnv } from '../../src/stem/lint.js';
 
 describe('Dart base64', () => {
   it('accepts both alphabets, even mixed, and %3D padding', () => {
@@ -141,5 +142,28 @@ describe('Ed25519 result states', () => {
 
   it('ignores STEM_SIGNING_KEYS in Ed25519 mode', () => {
     expect(loadStemSigningConfig({ STEM_SIGNING_ALGORITHM: 'ed25519', STEM_SIGNING_KEYS: 'a:YQ==', STEM_SIGNING_ACTIVE_KEY: 'a' })).toMatchObject({ enabled: false });
+  });
+
+  it('PUBLIC_KEYS of only empty entries still parses PRIVATE_KEYS: a bad private list makes Stem refuse to start (stem-interop-2 §7.5)', () => {
+    expect(() => loadStemSigningConfig({ STEM_SIGNING_ALGORITHM: 'ed25519', STEM_SIGNING_PUBLIC_KEYS: ',', STEM_SIGNING_PRIVATE_KEYS: 'broken', STEM_SIGNING_ACTIVE_KEY: 'a' })).toThrow(/invalid private key entry #1/);
+    expect(() => loadStemSigningConfig({ STEM_SIGNING_ALGORITHM: 'ed25519', STEM_SIGNING_PUBLIC_KEYS: ' , ', STEM_SIGNING_PRIVATE_KEYS: `p:${seed}`, STEM_SIGNING_ACTIVE_KEY: 'q' })).toThrow('Active signing key "q" missing from STEM_SIGNING_PRIVATE_KEYS.');
+    expect(loadStemSigningConfig({ STEM_SIGNING_ALGORITHM: 'ed25519', STEM_SIGNING_PUBLIC_KEYS: ',', STEM_SIGNING_PRIVATE_KEYS: `p:${seed}`, STEM_SIGNING_ACTIVE_KEY: 'p' })).toMatchObject({ enabled: false, canSign: false });
+    // a blank PUBLIC_KEYS returns before PRIVATE_KEYS is read at all
+    expect(loadStemSigningConfig({ STEM_SIGNING_ALGORITHM: 'ed25519', STEM_SIGNING_PUBLIC_KEYS: '  ', STEM_SIGNING_PRIVATE_KEYS: 'broken' })).toMatchObject({ enabled: false });
+  });
+
+  it('lint says Stem refuses that config', () => {
+    const findings = lintSigningEnv({ STEM_SIGNING_ALGORITHM: 'ed25519', STEM_SIGNING_PUBLIC_KEYS: ',', STEM_SIGNING_PRIVATE_KEYS: 'broken', STEM_SIGNING_ACTIVE_KEY: 'a' });
+    expect(findings).toEqual(expect.arrayContaining([expect.objectContaining({ code: 'SR001', severity: 'error' })]));
+  });
+});
+
+describe("Dart's trim", () => {
+  it('also strips U+0085 (NEL), which JS trim keeps, from values, ids and base64 parts', () => {
+    expect('\u0085a\u0085'.trim()).toBe('\u0085a\u0085');
+    expect(dartTrim('\u0085\u00A0 a \uFEFF\u0085')).toBe('a');
+    const config = loadStemSigningConfig({ STEM_SIGNING_KEYS: '\u0085k\u0085:\u0085YQ==\u0085', STEM_SIGNING_ACTIVE_KEY: 'k\u0085' });
+    expect(config).toMatchObject({ enabled: true, activeKeyId: 'k' });
+    expect([...config.verificationKeys.keys()]).toEqual(['k']);
   });
 });
