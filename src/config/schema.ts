@@ -101,7 +101,9 @@ export const redisEndpointSchema = z.strictObject({
 export type RedisEndpoint = z.infer<typeof redisEndpointSchema>;
 
 export const stemSignalsSchema = z.strictObject({
-  namespace: z.string().min(1).default('stem').describe("Stem's Redis namespace"),
+  namespace: z.string().min(1).default('stem').describe("the broker's namespace: <ns>:stream/delayed/dead keys"),
+  backendNamespace: z.string().min(1).optional().describe("the result backend's namespace (<ns>:worker:heartbeat*); defaults to `namespace`, as StemRedisAdapter sets one value for both"),
+  workerNamespace: z.string().min(1).default('stem').describe("the workers' own (heartbeat/control) namespace: heartbeats whose `namespace` differs are not counted; <ns>.control.* queues are Stem's"),
   broker: redisEndpointSchema.describe('STEM_BROKER_URL: streams, delayed sets, dead letters'),
   backend: redisEndpointSchema.optional().describe('STEM_RESULT_BACKEND_URL: heartbeats; defaults to the broker'),
   heartbeatInterval: durationSchema.prefault('10s').describe("the workers' heartbeat interval"),

@@ -24,7 +24,7 @@ async function checkSignals(ring: RingConfig): Promise<SignalCheck[]> {
     checks.push(probe().then((detail) => ({ signal, ok: true, detail }), (error: Error) => ({ signal, ok: false, detail: error.message })));
   const redis = ring.stem ? new StemRedis(ring.stem) : null;
   if (ring.stem && redis) {
-    const namespace = ring.stem.namespace;
+    const namespace = ring.stem.backendNamespace ?? ring.stem.namespace;
     attempt(`broker redis ${redactUrl(ring.stem.broker.url)}`, async () => `PING ${await (await redis.broker()).ping()}`);
     attempt(`backend redis ${redactUrl((ring.stem.backend ?? ring.stem.broker).url)}`, async () => {
       const backend = await redis.backend();

@@ -8,9 +8,9 @@ import { keysToDrop, phaseTimes, requireRedis, type Gate, type GateContext, verd
 
 export const GATE_TYPE = 'stem-backlog';
 
-/** The worker namespace is separate from the broker's and defaults to `stem` (stem-interop-2 §6). */
-function controlNamespaces(brokerNamespace: string): string[] {
-  return [...new Set(['stem', brokerNamespace])];
+/** Control queues are named by the worker namespace (stem-interop-2 §6); the CLI and dashboard default to `stem`. */
+function controlNamespaces(workerNamespace: string): string[] {
+  return [...new Set([workerNamespace, 'stem'])];
 }
 
 export interface StemBacklogOptions {
@@ -27,7 +27,7 @@ export function createStemBacklogGate(options: StemBacklogOptions): Gate {
       const dropping = keysToDrop(context);
       if (!times || dropping.length === 0) return result('unknown', 'no key is being dropped in the current phase');
       const redis = requireRedis(context);
-      const report = await countBacklog(await redis.broker(), redis.signals.broker, { namespace: redis.signals.namespace, controlNamespaces: controlNamespaces(redis.signals.namespace), keyIds: dropping, after: times.verified, batchSize: options.batchSize });
+      const report = await countBacklog(await redis.broker(), redis.signals.broker, { namespace: redis.signals.namespace, controlNamespaces: controlNamespaces(redis.signals.workerNamespace), keyIds: dropping, after: times.verified, batchSize: options.batchSize });
       const { total } = report;
       const evidence = {
         dropping,

@@ -29,18 +29,20 @@ export interface HeartbeatScan {
   readonly live: WorkerHeartbeat[];
   readonly dead: string[];
   readonly malformed: string[];
+  /** Live heartbeats of workers in another worker namespace (not this ring's fleet). */
+  readonly otherNamespace: string[];
 }
 
 /** Reads `<ns>:worker:heartbeats` and each worker's heartbeat JSON from the backend DB, pipelined. */
 export async function scanHeartbeats(context: GateContext, staleAfterMs: number): Promise<HeartbeatScan> {
   const redis = requireRedis(context);
-  const keys = stemKeys(redis.signals.namespace);
+  const keys = stemKeys(redis.signals.backendNamespace ?? redis.signals.namespace);
   const backend = await redis.backend();
   const ids = (await backend.smembers(keys.heartbeatSet)).sort();
   const pipeline = backend.pipeline();
   for (const id of ids) pipeline.get(keys.heartbeat(id));
   const replies = ids.length === 0 ? [] : ((await pipeline.exec()) ?? []);
-  const scan: HeartbeatScan = { live: [], dead: [], malformed: [] };
+  const scan: HeartbeatScan = { live: [], dead: [], malformed: [], otherNamespace: [] };
   ids.forEach((id, index) => {
     const [error, value] = replies[index] ?? [new Error('no reply'), null];
     if (error) throw error;
@@ -48,7 +50,7 @@ export async function scanHeartbeats(context: GateContext, staleAfterMs: number)
       scan.dead.push(id);
       return;
     }
-    let heartbeat: { timestamp?: unknown; extras?: { startedAt?: unknown; host?: unknown; hostname?: unknown; pid?: unknown } };
+    let heartbeat: { namespace?: unknown; timestamp?: unknown; extras?: { startedAt?: unknown; host?: unknown; hostname?: unknown; pid?: unknown } };
     try {
       heartbeat = JSON.parse(String(value));
     } catch {
@@ -63,6 +65,10 @@ export async function scanHeartbeats(context: GateContext, staleAfterMs: number)
     }
     if (context.now.getTime() - beat > staleAfterMs) {
       scan.dead.push(id);
+      return;
+    }
+    if (typeof heartbeat.namespace === 'string' && heartbeat.namespace !== redis.signals.workerNamespace) {
+      scan.otherNamespace.push(id);
       return;
     }
     const extras = heartbeat.extras ?? {};
@@ -95,10 +101,15 @@ export function createStemWorkersGate(options: StemWorkersOptions): Gate {
         restarted: scan.live.length - stale.length,
         notRestarted: stale.map((worker) => ({ ...worker })),
         dead: scan.dead,
+        otherNamespace: scan.otherNamespace,
         malformed: scan.malformed,
       };
       if (scan.malformed.length > 0) return verdict('unknown', `unreadable heartbeats from ${scan.malformed.join(', ')}`, evidence);
-      if (scan.live.length === 0) return verdict('unknown', `no live worker heartbeats in namespace "${requireRedis(context).signals.namespace}"`, evidence);
+      if (scan.live.length === 0) {
+        const signals = requireRedis(context).signals;
+        const others = scan.otherNamespace.length > 0 ? ` (${scan.otherNamespace.length} heartbeats belong to other worker namespaces: ${scan.otherNamespace.join(', ')})` : '';
+        return verdict('unknown', `no live worker heartbeats in worker namespace "${signals.workerNamespace}" under ${signals.backendNamespace ?? signals.namespace}:worker:heartbeats${others}`, evidence);
+      }
       if (stale.length > 0) {
         return verdict('wait', `${stale.length} of ${scan.live.length} live workers have not restarted since ${times.verified.toISOString()}: ${stale.map(describe).join('; ')}`, evidence);
       }

@@ -71,6 +71,23 @@ describe('stem-workers', () => {
     expect(await gate(h, 'stem-workers')).toMatchObject({ verdict: 'pass', evidence: expect.objectContaining({ live: 2, restarted: 2 }) });
   });
 
+  it("reads heartbeats under the backend's namespace and counts only the ring's worker namespace", async () => {
+    const { h } = ring(gates, { backendNamespace: 'results', workerNamespace: 'billing' });
+    const results = new StemFleet(broker, backend, 'results', () => h.clock.now());
+    const workers = ['worker-a', 'worker-b', 'other-app'].map((id, index) => new SimulatedWorker(results, id, h.path('workers'), 101 + index));
+    for (const worker of workers) worker.workerNamespace = worker.id === 'other-app' ? 'stem' : 'billing';
+    h.clock.increment(MINUTE);
+    await h.engine().start();
+    h.clock.increment(MINUTE);
+    for (const worker of workers.slice(0, 2)) worker.restart();
+    for (const worker of workers) await worker.heartbeat();
+    expect(await gate(h, 'stem-workers')).toMatchObject({ verdict: 'pass', evidence: expect.objectContaining({ live: 2, otherNamespace: ['other-app'] }) });
+    // the broker's namespace holds no heartbeats: without backendNamespace nothing is seen, and it says where it looked
+    const { h: unset } = ring(gates, { workerNamespace: 'billing' });
+    await unset.engine().start();
+    expect(await gate(unset, 'stem-workers')).toMatchObject({ verdict: 'unknown', reason: expect.stringContaining('in worker namespace "billing" under stem:worker:heartbeats') });
+  });
+
   it('a restart within the clock-skew allowance does not count', async () => {
     const { h, fleet } = ring(gates);
     await h.engine().start();

@@ -68,6 +68,8 @@ export class SimulatedWorker {
   readonly fleet: StemFleet;
   private readonly envPath: string;
   readonly pid: number;
+  /** The worker (heartbeat/control) namespace it reports in its heartbeat JSON. */
+  workerNamespace = 'stem';
 
   constructor(fleet: StemFleet, id: string, envPath: string, pid: number) {
     this.fleet = fleet;
@@ -87,7 +89,7 @@ export class SimulatedWorker {
   async heartbeat(): Promise<void> {
     const beat = {
       workerId: this.id,
-      namespace: 'stem',
+      namespace: this.workerNamespace,
       timestamp: this.fleet.now().toISOString(),
       isolateCount: 1,
       inflight: 0,
