@@ -3,6 +3,7 @@ import * as z from 'zod';
 import { ALGORITHMS, STEM_ENV_NAMES, type StemEnvName } from '../stem/signing-env.js';
 import { durationSchema } from './duration.js';
 import { DIALECTS } from '../envfile/codec.js';
+import { isTimeZone } from '../stem/timestamps.js';
 
 const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'use letters, digits, ".", "_" and "-"');
 
@@ -107,6 +108,11 @@ export const stemSignalsSchema = z.strictObject({
   broker: redisEndpointSchema.describe('STEM_BROKER_URL: streams, delayed sets, dead letters'),
   backend: redisEndpointSchema.optional().describe('STEM_RESULT_BACKEND_URL: heartbeats; defaults to the broker'),
   heartbeatInterval: durationSchema.prefault('10s').describe("the workers' heartbeat interval"),
+  timezone: z
+    .string()
+    .refine(isTimeZone, 'an IANA time zone such as Europe/Berlin')
+    .optional()
+    .describe('the zone of Stem processes older than 0.2, which wrote times without a zone; without it such a time counts as the latest instant it could mean'),
 });
 export type StemSignals = z.infer<typeof stemSignalsSchema>;
 

@@ -6,6 +6,7 @@ import { isRotorError } from '../errors.js';
 import { gateName } from '../gates/index.js';
 import { instantQuery } from '../gates/prometheus.js';
 import { lintSigningEnv, type LintFinding } from '../stem/lint.js';
+import { scanDeadLetters } from '../stem/dead-letters.js';
 import { stemKeys } from '../stem/redis-keys.js';
 import { StemRedis, redactUrl } from '../stem/redis.js';
 import type { RingEngine } from './engine.js';
@@ -25,7 +26,15 @@ async function checkSignals(ring: RingConfig): Promise<SignalCheck[]> {
   const redis = ring.stem ? new StemRedis(ring.stem) : null;
   if (ring.stem && redis) {
     const namespace = ring.stem.backendNamespace ?? ring.stem.namespace;
-    attempt(`broker redis ${redactUrl(ring.stem.broker.url)}`, async () => `PING ${await (await redis.broker()).ping()}`);
+    const timezone = ring.stem.timezone ?? null;
+    attempt(`broker redis ${redactUrl(ring.stem.broker.url)}`, async () => {
+      const broker = await redis.broker();
+      const pong = await broker.ping();
+      // Stem before 0.2 wrote times without a zone; say so, and how they are read.
+      const sample = await scanDeadLetters(broker, ring.stem?.namespace ?? 'stem', { since: null, maxEntries: 200, timezone });
+      const zoneLess = sample.zoneLess === 0 ? '' : `; ${sample.zoneLess} of the newest dead letters have zone-less deadAt (Stem < 0.2): ${timezone ? `read in ${timezone}` : 'set stem.timezone to the workers\' IANA zone'}`;
+      return `PING ${pong}${zoneLess}`;
+    });
     attempt(`backend redis ${redactUrl((ring.stem.backend ?? ring.stem.broker).url)}`, async () => {
       const backend = await redis.backend();
       return `${await backend.scard(stemKeys(namespace).heartbeatSet)} workers in ${namespace}:worker:heartbeats`;

@@ -19,7 +19,7 @@ import { streamFields } from '../stem/stream-format.js';
 import { mergeMaterial, type RingEngine } from './engine.js';
 
 /** Which of the given keys produced this envelope's signature, whatever its key header says. */
-export function keysThatVerify(algorithm: Algorithm, envelope: Envelope, keys: ReadonlyMap<string, KeyMaterial>): string[] {
+export function keysThatVerify(algorithm: Algorithm, envelope: Envelope, keys: ReadonlyMap<string, KeyMaterial>, timezone?: string): string[] {
   const header = envelope.headers[SIGNATURE_HEADER];
   if (header === undefined) return [];
   let signature: Buffer;
@@ -30,7 +30,7 @@ export function keysThatVerify(algorithm: Algorithm, envelope: Envelope, keys: R
   }
   let message: Buffer;
   try {
-    message = Buffer.from(canonicalEnvelope(envelope), 'utf8');
+    message = Buffer.from(canonicalEnvelope(envelope, timezone), 'utf8');
   } catch {
     return [];
   }
@@ -85,8 +85,8 @@ async function collect(engine: RingEngine, options: DlqOptions) {
   const redis = new StemRedis(signals);
   try {
     const broker = await redis.broker();
-    const scan = await scanDeadLetters(broker, signals.namespace, { since: options.since ?? null, maxEntries: options.limit });
-    const inspected = scan.signatureInvalid.map((letter) => ({ letter, verifiesWith: keysThatVerify(engine.ring.algorithm, letter.envelope, material) }));
+    const scan = await scanDeadLetters(broker, signals.namespace, { since: options.since ?? null, maxEntries: options.limit, timezone: signals.timezone ?? null });
+    const inspected = scan.signatureInvalid.map((letter) => ({ letter, verifiesWith: keysThatVerify(engine.ring.algorithm, letter.envelope, material, signals.timezone) }));
     return { signals, state, material, scan, inspected, redis };
   } catch (error) {
     await redis.close();

@@ -32,7 +32,8 @@ export function createStemDlqGate(options: StemDlqOptions): Gate {
       const redis = requireRedis(context);
       // LPUSH order across workers is only roughly time order: page a little past the phase start.
       const pageUntil = new Date(times.started.getTime() - options.clockSkewMs);
-      const scan = await scanDeadLetters(await redis.broker(), redis.signals.namespace, { since: pageUntil, maxEntries: options.maxEntries });
+      const timezone = redis.signals.timezone ?? null;
+      const scan = await scanDeadLetters(await redis.broker(), redis.signals.namespace, { since: pageUntil, maxEntries: options.maxEntries, timezone });
       const ring = ringKeyIds(context);
       const relevant = scan.signatureInvalid.filter((letter) => letter.deadAt === null || letter.deadAt >= times.started);
       // missing-headers entries name no key; they block whatever ring they belong to.
@@ -47,17 +48,22 @@ export function createStemDlqGate(options: StemDlqOptions): Gate {
         notCausedByRotation: relevant.filter((letter) => letter.errorClass === 'mismatch-mutated').length,
         malformed: scan.malformed,
         truncated: scan.truncated,
+        zoneLessTimes: scan.zoneLess,
       };
+      const zoneNote =
+        scan.zoneLess === 0
+          ? ''
+          : ` (${scan.zoneLess} dead letters have a deadAt without a zone, written by stem_redis 0.1.0: ${timezone ? `read in ${timezone}` : 'read as the latest instant each could mean; set stem.timezone to the workers\' zone'})`;
       if (scan.truncated) return result('unknown', `stopped after ${scan.scanned} dead letters without reaching ${times.started.toISOString()}; raise maxEntries`, evidence);
       if (scan.malformed > 0) return result('unknown', `${scan.malformed} dead letters could not be parsed; they could hide signature failures`, evidence);
       if (blocking.length > 0) {
         const top = groupDeadLetters(blocking)
           .slice(0, 5)
           .map((group) => `${group.count}× ${group.errorClass} key "${group.keyId}" on ${group.queue}`);
-        return result('wait', `${blocking.length} signature-invalid dead letters since ${times.started.toISOString()}: ${top.join('; ')}`, evidence);
+        return result('wait', `${blocking.length} signature-invalid dead letters since ${times.started.toISOString()}: ${top.join('; ')}${zoneNote}`, evidence);
       }
       const mutated = evidence.notCausedByRotation > 0 ? ` (${evidence.notCausedByRotation} broker-mutated "signature mismatch" entries are not caused by the rotation)` : '';
-      return result('pass', `no blocking signature-invalid dead letters since ${times.started.toISOString()} across ${scan.queues.length} queues${mutated}`, evidence);
+      return result('pass', `no blocking signature-invalid dead letters since ${times.started.toISOString()} across ${scan.queues.length} queues${mutated}${zoneNote}`, evidence);
     },
   };
 }

@@ -6,6 +6,7 @@
  */
 import type { Envelope } from './envelope.js';
 import { dartNumber, isLosslessNumber, type LosslessNumber } from './json.js';
+import { zonedWallToUtcMs } from './timestamps.js';
 
 export const SIGNATURE_HEADER = 'stem-signature';
 export const SIGNATURE_KEY_HEADER = 'stem-signature-key';
@@ -38,16 +39,18 @@ const ISO = /^([+-]\d{6}|\d{4})-?(\d{2})-?(\d{2})(?:[T ](\d{2})(?::?(\d{2})(?::?
 /**
  * `DateTime.parse(text).toUtc().toIso8601String()`: at most 6 fractional digits (truncated),
  * milliseconds always three digits, microseconds only when non-zero. Without a zone the text is
- * local time, as in Dart.
+ * local time, as in Dart: of this process, or of the worker's IANA `timezone` when given.
  */
-export function dartUtcIso(text: string): string {
+export function dartUtcIso(text: string, timezone?: string): string {
   const match = ISO.exec(text.trim());
   if (!match) throw new RangeError(`invalid date "${text}" (Dart DateTime.parse would reject it)`);
   const [, year, month, day, hour = '0', minute = '0', second = '0', fraction = '', zone] = match;
   const micros = Number((fraction + '000000').slice(0, 6));
   const parts = [Number(year), Number(month) - 1, Number(day), Number(hour), Number(minute), Number(second), Math.floor(micros / 1000)] as const;
   let epochMs: number;
-  if (zone === undefined) {
+  if (zone === undefined && timezone !== undefined) {
+    epochMs = zonedWallToUtcMs(Date.UTC(...parts), timezone);
+  } else if (zone === undefined) {
     const local = new Date(0);
     local.setFullYear(parts[0], parts[1], parts[2]);
     local.setHours(parts[3], parts[4], parts[5], parts[6]);
@@ -67,8 +70,11 @@ export function dartUtcIso(text: string): string {
   return subMillis === 0 ? iso : `${iso.slice(0, -1)}${String(subMillis).padStart(3, '0')}Z`;
 }
 
-/** The exact string Stem's `_canonicalize` produces for an envelope, signature headers excluded. */
-export function canonicalEnvelope(envelope: Envelope): string {
+/**
+ * The exact string Stem's `_canonicalize` produces for an envelope, signature headers excluded.
+ * `timezone`: the verifying worker's zone, for zone-less times written by Stem before 0.2.
+ */
+export function canonicalEnvelope(envelope: Envelope, timezone?: string): string {
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(envelope.headers)) {
     if (name !== SIGNATURE_HEADER && name !== SIGNATURE_KEY_HEADER) headers[name] = value;
@@ -76,13 +82,13 @@ export function canonicalEnvelope(envelope: Envelope): string {
   return canonicalJson({
     args: envelope.args,
     attempt: envelope.attempt,
-    enqueuedAt: dartUtcIso(envelope.enqueuedAt),
+    enqueuedAt: dartUtcIso(envelope.enqueuedAt, timezone),
     headers,
     id: envelope.id,
     maxRetries: envelope.maxRetries,
     meta: envelope.meta,
     name: envelope.name,
-    notBefore: envelope.notBefore === null ? null : dartUtcIso(envelope.notBefore),
+    notBefore: envelope.notBefore === null ? null : dartUtcIso(envelope.notBefore, timezone),
     priority: envelope.priority,
     queue: envelope.queue,
     visibilityTimeoutMs: envelope.visibilityTimeout,

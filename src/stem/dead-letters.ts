@@ -7,6 +7,7 @@ import type { Envelope } from './envelope.js';
 import { stemKeys } from './redis-keys.js';
 import { SIGNATURE_KEY_HEADER } from './canonical.js';
 import { parseStemJson } from './json.js';
+import { stemInstant } from './timestamps.js';
 
 export type DlqClass = 'unknown-key' | 'missing-headers' | 'mismatch' | 'mismatch-mutated' | 'bad-base64' | 'other';
 
@@ -20,6 +21,8 @@ export interface DeadLetter {
   readonly keyId: string;
   readonly errorClass: DlqClass;
   readonly deadAt: Date | null;
+  /** `deadAt` had no zone (stem_redis 0.1.0): read in `timezone`, or as the latest instant it could mean. */
+  readonly zoneLess: boolean;
 }
 
 /**
@@ -57,6 +60,8 @@ export interface DeadLetterScan {
   /** The scan stopped at maxEntries before reaching `since`. */
   readonly truncated: boolean;
   readonly queues: string[];
+  /** Dead letters read whose `deadAt` had no zone. */
+  readonly zoneLess: number;
 }
 
 export interface ScanOptions {
@@ -66,9 +71,11 @@ export interface ScanOptions {
   readonly pageSize?: number;
   /** Keep only entries for which this returns true (after classification). */
   readonly keep?: (letter: DeadLetter) => boolean;
+  /** IANA zone of zone-less `deadAt` values (stem.timezone); null: the latest instant they could mean. */
+  readonly timezone?: string | null;
 }
 
-function parseEntry(queue: string, raw: string): DeadLetter | 'malformed' | 'other-reason' {
+function parseEntry(queue: string, raw: string, timezone: string | null): DeadLetter | 'malformed' | 'other-reason' {
   let entry: { envelope?: Envelope; reason?: unknown; meta?: { error?: unknown; keyId?: unknown }; deadAt?: unknown };
   try {
     entry = parseStemJson(raw) as typeof entry;
@@ -81,8 +88,8 @@ function parseEntry(queue: string, raw: string): DeadLetter | 'malformed' | 'oth
   const error = typeof entry.meta?.error === 'string' ? entry.meta.error : '';
   const header = envelope.headers?.[SIGNATURE_KEY_HEADER];
   const keyId = typeof entry.meta?.keyId === 'string' ? entry.meta.keyId : typeof header === 'string' ? header : 'none';
-  const deadAt = typeof entry.deadAt === 'string' ? new Date(entry.deadAt) : null;
-  return { queue, raw, envelope, error, keyId, errorClass: classifyFailure(error, envelope), deadAt: deadAt && !Number.isNaN(deadAt.getTime()) ? deadAt : null };
+  const deadAt = typeof entry.deadAt === 'string' ? stemInstant(entry.deadAt, timezone) : null;
+  return { queue, raw, envelope, error, keyId, errorClass: classifyFailure(error, envelope), deadAt: deadAt?.at ?? null, zoneLess: deadAt?.zoneLess ?? false };
 }
 
 export async function scanDeadLetters(broker: Redis, namespace: string, options: ScanOptions): Promise<DeadLetterScan> {
@@ -93,6 +100,7 @@ export async function scanDeadLetters(broker: Redis, namespace: string, options:
   let scanned = 0;
   let malformed = 0;
   let truncated = false;
+  let zoneLess = 0;
   for (const queue of queues) {
     for (let offset = 0; ; offset += pageSize) {
       const size = Math.min(pageSize, options.maxEntries - scanned);
@@ -104,12 +112,13 @@ export async function scanDeadLetters(broker: Redis, namespace: string, options:
       let older = 0;
       for (const raw of page) {
         scanned += 1;
-        const parsed = parseEntry(queue, raw);
+        const parsed = parseEntry(queue, raw, options.timezone ?? null);
         if (parsed === 'malformed') {
           malformed += 1;
           continue;
         }
         if (parsed === 'other-reason') continue;
+        if (parsed.zoneLess) zoneLess += 1;
         if (options.since && parsed.deadAt && parsed.deadAt < options.since) {
           older += 1;
           continue;
@@ -121,7 +130,7 @@ export async function scanDeadLetters(broker: Redis, namespace: string, options:
     }
     if (truncated) break;
   }
-  return { scanned, signatureInvalid, malformed, truncated, queues };
+  return { scanned, signatureInvalid, malformed, truncated, queues, zoneLess };
 }
 
 /** Counts by key id × error class × queue, sorted by count. */

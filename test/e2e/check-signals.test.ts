@@ -27,6 +27,12 @@ describe('check', () => {
       expect.objectContaining({ signal: expect.stringContaining(`prometheus http://127.0.0.1:${promPort}`), ok: false }),
     ]);
     expect(result.code).toBe(1);
+    // a dead letter written by stem_redis 0.1.0: deadAt in the worker's local time, no zone
+    const broker = server.client(0);
+    await broker.lpush('stem:dead:emails', JSON.stringify({ envelope: { id: 'e', name: 'n', args: {}, headers: {}, enqueuedAt: '2026-01-20T09:15:30.250117', queue: 'emails', meta: {} }, reason: 'signature-invalid', meta: { error: 'signature mismatch' }, deadAt: '2026-01-20T09:15:31.000' }));
+    broker.disconnect();
+    const zoneLess = JSON.parse(cli(['check', 'demo', '--config', config, '--json']).stdout).rings[0];
+    expect(zoneLess.signals[0].detail).toBe("PING PONG; 1 of the newest dead letters have zone-less deadAt (Stem < 0.2): set stem.timezone to the workers' IANA zone");
     await server.stop();
     const down = cli(['check', 'demo', '--config', config]);
     expect(down.code).toBe(1);

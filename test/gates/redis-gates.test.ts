@@ -129,14 +129,36 @@ describe('stem-workers', () => {
 describe('stem-dlq', () => {
   const gates = { beforeActivate: [{ type: 'stem-dlq' }] };
 
-  async function added() {
-    const { h, fleet } = ring(gates);
+  async function added(stem: Record<string, unknown> = {}) {
+    const { h, fleet } = ring(gates, stem);
     const producer = loadEnvFile(h.path('producers'));
     h.clock.increment(10 * MINUTE);
     const started = await h.engine().start();
     h.clock.increment(MINUTE);
     return { h, fleet, producer, newId: started.newKey?.id as string };
   }
+
+  /** The wall clock of a worker at UTC−5 (stem_redis 0.1.0 wrote deadAt like this, without a zone). */
+  const newYorkWall = (at: Date) => new Date(at.getTime() - 5 * 3_600_000).toISOString().slice(0, -1);
+
+  it('a fresh dead letter with a zone-less deadAt blocks: read in stem.timezone, or as the latest instant it could mean', async () => {
+    for (const stem of [{}, { timezone: 'America/New_York' }]) {
+      await broker.flushall();
+      const { h, fleet, producer, newId } = await added(stem);
+      const envelope = signEnvelope(newEnvelope('emails', h.clock.now()), producer);
+      await fleet.deadLetter('emails', envelope, `unknown signing key "${newId}"`, newId, newYorkWall(h.clock.now()));
+      const result = await gate(h, 'stem-dlq');
+      expect(result).toMatchObject({ verdict: 'wait', evidence: expect.objectContaining({ blocking: 1, zoneLessTimes: 1 }) });
+      expect(result.reason).toContain('timezone' in stem ? 'read in America/New_York' : 'set stem.timezone');
+    }
+  });
+
+  it('with stem.timezone, a zone-less dead letter from before the phase does not block', async () => {
+    const { h, fleet, producer, newId } = await added({ timezone: 'America/New_York' });
+    const envelope = signEnvelope(newEnvelope('emails', h.clock.now()), producer);
+    await fleet.deadLetter('emails', envelope, `unknown signing key "${newId}"`, newId, newYorkWall(new Date(h.clock.now().getTime() - 60 * MINUTE)));
+    expect(await gate(h, 'stem-dlq')).toMatchObject({ verdict: 'pass', evidence: expect.objectContaining({ blocking: 0, zoneLessTimes: 1 }) });
+  });
 
   it('unknown-key failures for the ring since the add-new write block, grouped by key, class and queue', async () => {
     const { h, fleet, producer, newId } = await added();

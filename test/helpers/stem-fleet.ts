@@ -55,8 +55,9 @@ export class StemFleet {
     return envelope;
   }
 
-  async deadLetter(queue: string, envelope: Envelope, error: string, keyId: string | null, deadAt = this.now()): Promise<void> {
-    const entry = { envelope: envelopeToJson(envelope), reason: 'signature-invalid', meta: { error, ...(keyId === null ? {} : { keyId }) }, deadAt: deadAt.toISOString() };
+  /** `deadAt`: a Date (Stem ≥ 0.2 writes UTC with `Z`), or the exact text (stem_redis 0.1.0 wrote local zone-less times). */
+  async deadLetter(queue: string, envelope: Envelope, error: string, keyId: string | null, deadAt: Date | string = this.now()): Promise<void> {
+    const entry = { envelope: envelopeToJson(envelope), reason: 'signature-invalid', meta: { error, ...(keyId === null ? {} : { keyId }) }, deadAt: typeof deadAt === 'string' ? deadAt : deadAt.toISOString() };
     await this.broker.lpush(this.keys.dead(queue), stringifyStemJson(entry));
   }
 }
