@@ -108,6 +108,7 @@ export const stemSignalsSchema = z.strictObject({
   broker: redisEndpointSchema.describe('STEM_BROKER_URL: streams, delayed sets, dead letters'),
   backend: redisEndpointSchema.optional().describe('STEM_RESULT_BACKEND_URL: heartbeats; defaults to the broker'),
   heartbeatInterval: durationSchema.prefault('10s').describe("the workers' heartbeat interval"),
+  heartbeatTtl: durationSchema.prefault('60s').describe("the backend's heartbeat TTL (Stem's heartbeatTtl): with it each worker's clock offset is measured"),
   timezone: z
     .string()
     .refine(isTimeZone, 'an IANA time zone such as Europe/Berlin')
@@ -127,7 +128,10 @@ const stemWorkersGateSchema = z.strictObject({
   name: name.optional(),
   minWorkers: z.number().int().min(0).default(1).describe('fewer live workers than this → wait (none at all → unknown)'),
   staleAfter: durationSchema.optional().describe('a heartbeat older than this is a dead worker; default 3 × heartbeatInterval'),
-  clockSkew: durationSchema.prefault('5s').describe('a worker counts as restarted only if it started this long after the write'),
+  startupAllowance: durationSchema
+    .prefault('1s')
+    .describe('how long a process may run between reading its environment and stamping startedAt; it must have started at least this long after the write'),
+  clockSkew: durationSchema.prefault('5s').describe('assumed clock difference when it cannot be measured (a heartbeat without TTL, no Redis TIME)'),
 });
 export const DLQ_CLASSES = ['unknown-key', 'missing-headers', 'mismatch', 'mismatch-mutated', 'bad-base64', 'other'] as const;
 const stemDlqGateSchema = z.strictObject({

@@ -28,6 +28,7 @@ export function buildGates(ring: RingConfig, slot: GateSlot): Gate[] {
           minWorkers: config.minWorkers,
           staleAfterMs: config.staleAfter ?? 3 * (ring.stem?.heartbeatInterval ?? 10_000),
           clockSkewMs: config.clockSkew,
+          startupAllowanceMs: config.startupAllowance,
         });
       case 'stem-dlq':
         return createStemDlqGate({ name: gateName(config), block: config.block, maxEntries: config.maxEntries, clockSkewMs: config.clockSkew });

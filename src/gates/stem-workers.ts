@@ -14,7 +14,10 @@ export interface StemWorkersOptions {
   readonly minWorkers: number;
   /** Heartbeats older than this are dead workers. */
   readonly staleAfterMs: number;
+  /** Assumed clock difference where it cannot be measured. */
   readonly clockSkewMs: number;
+  /** A process may read its environment this long before it stamps `startedAt`. */
+  readonly startupAllowanceMs: number;
 }
 
 export interface WorkerHeartbeat {
@@ -23,6 +26,12 @@ export interface WorkerHeartbeat {
   readonly pid: number | null;
   readonly startedAt: string | null;
   readonly timestamp: string | null;
+  /**
+   * The worker's clock minus Redis's, from its heartbeat: Stem stamps `timestamp` and then sets the
+   * key with `PX heartbeatTtl`, so the remaining TTL tells when, in Redis time, it was written.
+   * Null when it cannot be measured (no TTL on the key, or a TTL longer than configured).
+   */
+  readonly clockOffsetMs: number | null;
 }
 
 export interface HeartbeatScan {
@@ -31,20 +40,39 @@ export interface HeartbeatScan {
   readonly malformed: string[];
   /** Live heartbeats of workers in another worker namespace (not this ring's fleet). */
   readonly otherNamespace: string[];
+  /** The rotor's clock minus Redis's (TIME), and how far off that reading can be. */
+  readonly rotorClock: { readonly offsetMs: number; readonly uncertaintyMs: number } | null;
 }
 
-/** Reads `<ns>:worker:heartbeats` and each worker's heartbeat JSON from the backend DB, pipelined. */
+/** Time between a worker stamping its heartbeat and Redis applying the SET, allowed for in every offset. */
+const HEARTBEAT_WRITE_ALLOWANCE_MS = 50;
+
+/**
+ * Reads `<ns>:worker:heartbeats` and each worker's heartbeat JSON and remaining TTL from the backend
+ * DB, with Redis TIME, in one pipeline (so all replies share one Redis instant).
+ */
 export async function scanHeartbeats(context: GateContext, staleAfterMs: number): Promise<HeartbeatScan> {
+  const evaluationStarted = performance.now();
   const redis = requireRedis(context);
   const keys = stemKeys(redis.signals.backendNamespace ?? redis.signals.namespace);
   const backend = await redis.backend();
   const ids = (await backend.smembers(keys.heartbeatSet)).sort();
   const pipeline = backend.pipeline();
-  for (const id of ids) pipeline.get(keys.heartbeat(id));
-  const replies = ids.length === 0 ? [] : ((await pipeline.exec()) ?? []);
-  const scan: HeartbeatScan = { live: [], dead: [], malformed: [], otherNamespace: [] };
+  pipeline.time();
+  for (const id of ids) pipeline.get(keys.heartbeat(id)).pttl(keys.heartbeat(id));
+  const sent = performance.now();
+  const replies = (await pipeline.exec()) ?? [];
+  const received = performance.now();
+  const [timeError, time] = replies[0] ?? [new Error('no reply'), null];
+  const redisNowMs = timeError || !Array.isArray(time) ? null : Number(time[0]) * 1000 + Number(time[1]) / 1000;
+  // context.now was taken as the evaluation began; Redis answered somewhere between send and receive.
+  const rotorClock =
+    redisNowMs === null ? null : { offsetMs: context.now.getTime() + (sent + received) / 2 - evaluationStarted - redisNowMs, uncertaintyMs: (received - sent) / 2 + (sent - evaluationStarted) + 1 };
+  const ttl = redis.signals.heartbeatTtl;
+  const scan: HeartbeatScan = { live: [], dead: [], malformed: [], otherNamespace: [], rotorClock };
   ids.forEach((id, index) => {
-    const [error, value] = replies[index] ?? [new Error('no reply'), null];
+    const [error, value] = replies[1 + index * 2] ?? [new Error('no reply'), null];
+    const [, remaining] = replies[2 + index * 2] ?? [null, -2];
     if (error) throw error;
     if (value === null) {
       scan.dead.push(id);
@@ -71,11 +99,33 @@ export async function scanHeartbeats(context: GateContext, staleAfterMs: number)
       scan.otherNamespace.push(id);
       return;
     }
+    const pttl = Number(remaining);
+    const clockOffsetMs = redisNowMs !== null && pttl > 0 && pttl <= ttl ? beat - (redisNowMs - (ttl - pttl)) : null;
     const extras = heartbeat.extras ?? {};
     const host = typeof extras.host === 'string' ? extras.host : typeof extras.hostname === 'string' ? extras.hostname : null;
-    scan.live.push({ workerId: id, host, pid: typeof extras.pid === 'number' ? extras.pid : null, startedAt: typeof extras.startedAt === 'string' ? extras.startedAt : null, timestamp });
+    scan.live.push({ workerId: id, host, pid: typeof extras.pid === 'number' ? extras.pid : null, startedAt: typeof extras.startedAt === 'string' ? extras.startedAt : null, timestamp, clockOffsetMs });
   });
   return scan;
+}
+
+type Restart = { readonly kind: 'restarted' } | { readonly kind: 'before' } | { readonly kind: 'uncertain'; readonly afterMs: number; readonly uncertaintyMs: number };
+
+/**
+ * Did this worker start after the write (plus the start-up allowance)? Both times are moved onto
+ * Redis's clock with the measured offsets; a start inside the measurement's uncertainty is said to
+ * be exactly that, never counted as a restart.
+ */
+function restartOf(worker: WorkerHeartbeat, verifiedMs: number, scan: HeartbeatScan, options: StemWorkersOptions): Restart {
+  const started = worker.startedAt ? Date.parse(worker.startedAt) : Number.NaN;
+  if (Number.isNaN(started)) return { kind: 'before' };
+  if (worker.clockOffsetMs === null || scan.rotorClock === null) {
+    return started > verifiedMs + options.clockSkewMs ? { kind: 'restarted' } : { kind: 'before' };
+  }
+  const afterMs = started - worker.clockOffsetMs - (verifiedMs - scan.rotorClock.offsetMs);
+  const uncertaintyMs = Math.ceil(scan.rotorClock.uncertaintyMs + HEARTBEAT_WRITE_ALLOWANCE_MS + 1);
+  if (afterMs - options.startupAllowanceMs > uncertaintyMs) return { kind: 'restarted' };
+  if (afterMs <= -uncertaintyMs) return { kind: 'before' };
+  return { kind: 'uncertain', afterMs, uncertaintyMs };
 }
 
 function describe(worker: WorkerHeartbeat): string {
@@ -90,16 +140,18 @@ export function createStemWorkersGate(options: StemWorkersOptions): Gate {
       const times = phaseTimes(context);
       if (!times) return verdict('unknown', 'no verified write time for the current phase');
       const scan = await scanHeartbeats(context, options.staleAfterMs);
-      const threshold = times.verified.getTime() + options.clockSkewMs;
-      const stale = scan.live.filter((worker) => {
-        const started = worker.startedAt ? Date.parse(worker.startedAt) : Number.NaN;
-        return Number.isNaN(started) || started <= threshold;
-      });
+      const verifiedMs = times.verified.getTime();
+      const restarts = scan.live.map((worker) => ({ worker, restart: restartOf(worker, verifiedMs, scan, options) }));
+      const stale = restarts.filter((entry) => entry.restart.kind === 'before').map((entry) => entry.worker);
+      const uncertain = restarts.flatMap((entry) => (entry.restart.kind === 'uncertain' ? [{ worker: entry.worker, ...entry.restart }] : []));
       const evidence = {
         writeVerifiedAt: times.verified.toISOString(),
         live: scan.live.length,
-        restarted: scan.live.length - stale.length,
+        restarted: scan.live.length - stale.length - uncertain.length,
         notRestarted: stale.map((worker) => ({ ...worker })),
+        cannotProve: uncertain.map(({ worker, afterMs, uncertaintyMs }) => ({ ...worker, startedAfterWriteMs: Math.round(afterMs), uncertaintyMs })),
+        rotorClockOffsetMs: scan.rotorClock ? Math.round(scan.rotorClock.offsetMs) : null,
+        startupAllowanceMs: options.startupAllowanceMs,
         dead: scan.dead,
         otherNamespace: scan.otherNamespace,
         malformed: scan.malformed,
@@ -112,6 +164,15 @@ export function createStemWorkersGate(options: StemWorkersOptions): Gate {
       }
       if (stale.length > 0) {
         return verdict('wait', `${stale.length} of ${scan.live.length} live workers have not restarted since ${times.verified.toISOString()}: ${stale.map(describe).join('; ')}`, evidence);
+      }
+      if (uncertain.length > 0) {
+        const ring = context.ring.name;
+        const described = uncertain.map(({ worker, afterMs, uncertaintyMs }) => `${describe(worker)} restarted ${Math.max(0, Math.round(afterMs))}ms after the write, within the start-up allowance (${options.startupAllowanceMs}ms) plus clock uncertainty (${uncertaintyMs}ms)`);
+        return verdict(
+          'wait',
+          `cannot prove ${uncertain.length} of ${scan.live.length} live workers loaded the new file: ${described.join('; ')}. Restart them once more, or, if you know they read it: stem-rotor rotate advance ${ring} --override ${options.name} --reason "…"`,
+          evidence,
+        );
       }
       if (scan.live.length < options.minWorkers) {
         return verdict('wait', `only ${scan.live.length} live workers, need at least ${options.minWorkers}`, evidence);

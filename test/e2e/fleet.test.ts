@@ -34,7 +34,8 @@ function setup() {
   const dir = tempDir('stem-rotor-fleet-');
   expect(cli(['init', '--dir', dir]).code).toBe(0);
   const config = join(dir, 'stem-rotor.yaml');
-  const workers = { type: 'stem-workers', minWorkers: 2, clockSkew: '10ms' };
+  // simulated workers stamp startedAt right after reading their file: no start-up allowance needed
+  const workers = { type: 'stem-workers', minWorkers: 2, clockSkew: '10ms', startupAllowance: '10ms' };
   const ring = {
     version: 1,
     store: { type: 'file', dir: 'state' },
@@ -150,8 +151,8 @@ describe('a Stem fleet rotated by run --once', () => {
     const f = setup();
     await f.heartbeat();
     expect(f.run()).toMatchObject({ phase: 'added' });
+    await sleep(1100); // a restart milliseconds after the write could not be told from clock error
     for (const worker of f.workers) worker.restart();
-    await sleep(1100);
     await f.heartbeat();
     expect(f.run()).toMatchObject({ phase: 'activated' });
     for (const worker of f.workers) worker.restart();

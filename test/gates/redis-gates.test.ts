@@ -88,7 +88,7 @@ describe('stem-workers', () => {
     expect(await gate(unset, 'stem-workers')).toMatchObject({ verdict: 'unknown', reason: expect.stringContaining('in worker namespace "billing" under stem:worker:heartbeats') });
   });
 
-  it('a restart within the clock-skew allowance does not count', async () => {
+  it('a fast restarter (2 s after the write, as Reloader does) counts: clocks are measured through Redis', async () => {
     const { h, fleet } = ring(gates);
     await h.engine().start();
     const a = new SimulatedWorker(fleet, 'worker-a', h.path('workers'), 1);
@@ -98,7 +98,48 @@ describe('stem-workers', () => {
     b.restart();
     await a.heartbeat();
     await b.heartbeat();
-    expect((await gate(h, 'stem-workers')).verdict).toBe('wait');
+    const result = await gate(h, 'stem-workers');
+    expect(result).toMatchObject({ verdict: 'pass', evidence: expect.objectContaining({ restarted: 2, startupAllowanceMs: 1000 }) });
+  });
+
+  it("a worker host whose clock is ahead is judged on Redis's clock; a start inside the allowance is said to be unprovable, with the next step", async () => {
+    const { h, fleet } = ring(gates);
+    await h.engine().start();
+    const ahead = new SimulatedWorker(fleet, 'worker-ahead', h.path('workers'), 1);
+    const fine = new SimulatedWorker(fleet, 'worker-fine', h.path('workers'), 2);
+    ahead.clockAheadMs = 3000; // its startedAt reads 3.5 s after the write; on Redis's clock it is 0.5 s
+    h.clock.increment(500);
+    ahead.restart();
+    h.clock.increment(1500);
+    fine.restart();
+    await ahead.heartbeat();
+    await fine.heartbeat();
+    const result = await gate(h, 'stem-workers');
+    expect(result.verdict).toBe('wait');
+    expect(result.reason).toMatch(/^cannot prove 1 of 2 live workers loaded the new file: worker-ahead \(host test-host, pid 1, started [^)]+\) restarted (4\d\d|5\d\d)ms after the write, within the start-up allowance \(1000ms\) plus clock uncertainty \(\d+ms\)\. /);
+    expect(result.reason).toContain('Restart them once more, or, if you know they read it: stem-rotor rotate advance ring --override stem-workers --reason');
+    expect(result.evidence).toMatchObject({ restarted: 1, cannotProve: [expect.objectContaining({ workerId: 'worker-ahead', clockOffsetMs: expect.any(Number) })] });
+    const offset = (result.evidence as { cannotProve: { clockOffsetMs: number }[] }).cannotProve[0]?.clockOffsetMs as number;
+    expect(Math.abs(offset - 3000 - ((result.evidence as { rotorClockOffsetMs: number }).rotorClockOffsetMs))).toBeLessThan(200);
+    ahead.restart();
+    await ahead.heartbeat();
+    h.clock.increment(1500);
+    ahead.restart();
+    await ahead.heartbeat();
+    expect((await gate(h, 'stem-workers')).verdict).toBe('pass');
+  });
+
+  it('a heartbeat whose clock cannot be measured (no TTL) falls back to clockSkew', async () => {
+    const { h, fleet } = ring(gates);
+    await h.engine().start();
+    const workers = [new SimulatedWorker(fleet, 'worker-a', h.path('workers'), 1), new SimulatedWorker(fleet, 'worker-b', h.path('workers'), 2)];
+    h.clock.increment(2000);
+    for (const worker of workers) {
+      worker.restart();
+      await worker.heartbeat();
+      await backend.persist(fleet.keys.heartbeat(worker.id));
+    }
+    expect(await gate(h, 'stem-workers')).toMatchObject({ verdict: 'wait', reason: expect.stringMatching(/^2 of 2 live workers have not restarted/) });
   });
 
   it('ignores expired and stale heartbeats; too few live workers waits', async () => {

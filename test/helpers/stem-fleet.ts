@@ -71,6 +71,13 @@ export class SimulatedWorker {
   readonly pid: number;
   /** The worker (heartbeat/control) namespace it reports in its heartbeat JSON. */
   workerNamespace = 'stem';
+  /** How far this worker's host clock is ahead of the fleet's (negative: behind). */
+  clockAheadMs = 0;
+
+  /** The time on this worker's own clock. */
+  private localNow(): Date {
+    return new Date(this.fleet.now().getTime() + this.clockAheadMs);
+  }
 
   constructor(fleet: StemFleet, id: string, envPath: string, pid: number) {
     this.fleet = fleet;
@@ -84,14 +91,14 @@ export class SimulatedWorker {
   /** A process restart: keys are read again, startedAt moves. */
   restart(): void {
     this.config = loadEnvFile(this.envPath);
-    this.startedAt = this.fleet.now();
+    this.startedAt = this.localNow();
   }
 
   async heartbeat(): Promise<void> {
     const beat = {
       workerId: this.id,
       namespace: this.workerNamespace,
-      timestamp: this.fleet.now().toISOString(),
+      timestamp: this.localNow().toISOString(),
       isolateCount: 1,
       inflight: 0,
       lastLeaseRenewal: null,
