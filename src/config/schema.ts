@@ -146,6 +146,13 @@ const stemBacklogGateSchema = z.strictObject({
   name: name.optional(),
   batchSize: z.number().int().min(10).max(20_000).default(2000).describe('envelopes per server-side batch'),
 });
+const stemSignersGateSchema = z.strictObject({
+  type: z.literal('stem-signers'),
+  name: name.optional(),
+  grace: durationSchema.prefault('1m').describe('envelopes enqueued this soon after the activate write may still carry the old key'),
+  allowIdle: z.boolean().default(false).describe('pass when no signed envelope was enqueued since the activation (otherwise unknown)'),
+  batchSize: z.number().int().min(10).max(20_000).default(2000).describe('entries per XRANGE'),
+});
 const prometheusGateSchema = z
   .strictObject({
     type: z.literal('prometheus'),
@@ -159,7 +166,7 @@ const prometheusGateSchema = z
     passwordEnv: z.string().min(1).optional(),
   })
   .refine((gate) => !(gate.bearerTokenEnv && gate.username), 'use either bearer or basic auth');
-export const gateSchema = z.discriminatedUnion('type', [soakGateSchema, approvalGateSchema, stemWorkersGateSchema, stemDlqGateSchema, stemBacklogGateSchema, prometheusGateSchema]);
+export const gateSchema = z.discriminatedUnion('type', [soakGateSchema, approvalGateSchema, stemWorkersGateSchema, stemDlqGateSchema, stemBacklogGateSchema, stemSignersGateSchema, prometheusGateSchema]);
 export type GateConfig = z.infer<typeof gateSchema>;
 
 export const policySchema = z
@@ -192,7 +199,7 @@ export const ringSchema = z.strictObject({
   gates: z
     .strictObject({
       beforeActivate: z.array(gateSchema).optional().describe('default: soak, plus stem-workers and stem-dlq when `stem` is set'),
-      beforeDrop: z.array(gateSchema).optional().describe('default: soak, plus stem-workers, stem-backlog and stem-dlq when `stem` is set'),
+      beforeDrop: z.array(gateSchema).optional().describe('default: soak, plus stem-workers, stem-signers, stem-backlog and stem-dlq when `stem` is set'),
     })
     .prefault({}),
   targets: z.array(targetSchema).min(1, 'a ring needs at least one target'),
@@ -204,7 +211,7 @@ export type RingConfig = Omit<ParsedRing, 'gates'> & { readonly name: string; re
 export function defaultGates(withStem: boolean): RingConfig['gates'] {
   const slot = (types: GateConfig['type'][]) => z.array(gateSchema).parse(types.map((type) => ({ type })));
   return withStem
-    ? { beforeActivate: slot(['soak', 'stem-workers', 'stem-dlq']), beforeDrop: slot(['soak', 'stem-workers', 'stem-backlog', 'stem-dlq']) }
+    ? { beforeActivate: slot(['soak', 'stem-workers', 'stem-dlq']), beforeDrop: slot(['soak', 'stem-workers', 'stem-signers', 'stem-backlog', 'stem-dlq']) }
     : { beforeActivate: slot(['soak']), beforeDrop: slot(['soak']) };
 }
 const leaseTtlSchema = durationSchema

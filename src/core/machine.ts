@@ -208,6 +208,13 @@ export function planAbort(state: RingState, gates: readonly GateOutcome[], stamp
   return { kind: 'planned', state: { ...state, transition, updatedAt: stamp.now } };
 }
 
+/** Folds what incremental gates carried into the state (null when there is nothing new to keep). */
+export function withGateProgress(state: RingState, carried: readonly (Readonly<Record<string, unknown>> | undefined)[]): RingState | null {
+  const updates = carried.filter((carry): carry is Readonly<Record<string, unknown>> => carry !== undefined);
+  if (updates.length === 0) return null;
+  return { ...state, gateProgress: Object.assign({}, state.gateProgress, ...updates) };
+}
+
 /**
  * Throws the InvalidTransitionError `action` would meet on this idle state (advance on a stable
  * ring, start while rotating), without planning anything: commands check it before their lease.

@@ -64,6 +64,7 @@ export const ringStateSchema = z.object({
     })
     .nullable(),
   updatedAt: time,
+  gateProgress: z.record(z.string(), z.unknown()).optional(),
 });
 
 function fieldPath(path: readonly PropertyKey[]): string {

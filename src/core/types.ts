@@ -92,6 +92,8 @@ export interface RingState {
   readonly rotation: Rotation | null;
   readonly transition: Transition | null;
   readonly updatedAt: string;
+  /** What incremental gates read so far, by gate name (e.g. stem-signers' stream cursors). */
+  readonly gateProgress?: Readonly<Record<string, unknown>>;
 }
 
 export function phaseOf(state: RingState): Phase {

@@ -20,6 +20,7 @@ import {
   checkTargets,
   completeTransition,
   discardUnwrittenTransition,
+  withGateProgress,
   nextGateSlot,
   planAbort,
   planAdvance,
@@ -227,9 +228,10 @@ export class RingEngine {
     return reads;
   }
 
-  private async evaluate(state: RingState, options: StepOptions): Promise<GateResult[]> {
+  /** The gates of the next step, and the state with what incremental gates read (null: nothing new). */
+  private async evaluate(state: RingState, options: StepOptions): Promise<{ gates: GateResult[]; progressed: RingState | null }> {
     const slot = nextGateSlot(state);
-    if (!slot) return [];
+    if (!slot) return { gates: [], progressed: null };
     const redis = this.ring.stem ? new StemRedis(this.ring.stem) : null;
     let results: GateResult[];
     try {
@@ -239,10 +241,11 @@ export class RingEngine {
     }
     const overrides = options.overrides ?? [];
     this.assertOverridesKnown(state, overrides);
-    return results.map((result) => {
+    const gates = results.map(({ carry: _carry, ...result }) => {
       const override = overrides.find((candidate) => candidate.gate === result.name);
       return override && result.verdict !== 'pass' ? { ...result, overridden: { reason: override.reason, by: `${this.actor.user}@${this.actor.host}` } } : result;
     });
+    return { gates, progressed: withGateProgress(state, results.map((result) => result.carry)) };
   }
 
   /** An --override must name a gate of the next step; checked before the lease, so a typo changes nothing. */
@@ -276,7 +279,7 @@ export class RingEngine {
       throw failed.every((f) => f.badInput) ? new ConfigError(message) : new RotorError(message);
     }
     const { state } = await this.currentState(good);
-    const gates = state.transition ? [] : await this.evaluate(state, {});
+    const gates = state.transition ? [] : (await this.evaluate(state, {})).gates;
     return buildStatus(this.ring, state, reads.map((entry) => ({ name: entry.handle.config.name, audience: entry.handle.config.audience, provider: entry.handle.provider, read: entry.read, error: entry.error })), gates, this.deps.clock.now());
   }
 
@@ -368,7 +371,7 @@ export class RingEngine {
       const { state } = await this.currentState(reads);
       if (state.transition) return this.describePlan(action, state, reads, []);
       checkTargets(state, reads.map((read) => read.observed));
-      const gates = await this.evaluate(state, options);
+      const { gates } = await this.evaluate(state, options);
       const decision = await decide(state, gates);
       if (decision.kind === 'blocked') throw blocked(this.ring.name, action, decision.gates);
       return this.describePlan(action, decision.state, reads, gates);
@@ -400,8 +403,10 @@ export class RingEngine {
         return this.result(action, 'resumed', done.state, state.transition, state.transition.gates, done.writes, `resumed the interrupted ${state.transition.kind}`);
       }
       checkTargets(state, reads.map((read) => read.observed));
-      const gates = await this.evaluate(state, options);
-      const decision = await decide(state, gates);
+      const { gates, progressed } = await this.evaluate(state, options);
+      // What incremental gates read is kept even when they block: the next run goes on from there.
+      if (progressed) await this.deps.store.save(progressed, lease);
+      const decision = await decide(progressed ?? state, gates);
       if (decision.kind === 'blocked') {
         await this.audit(action, 'blocked', { gates: decision.gates });
         throw blocked(this.ring.name, action, decision.gates);

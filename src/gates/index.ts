@@ -7,6 +7,7 @@ import { createSoakGate } from './soak.js';
 import { createStemBacklogGate } from './stem-backlog.js';
 import { createStemDlqGate } from './stem-dlq.js';
 import { createStemWorkersGate } from './stem-workers.js';
+import { createStemSignersGate } from './stem-signers.js';
 import type { Gate, GateContext, GateResult } from './types.js';
 
 export type { Gate, GateContext, GateResult } from './types.js';
@@ -34,6 +35,8 @@ export function buildGates(ring: RingConfig, slot: GateSlot): Gate[] {
         return createStemDlqGate({ name: gateName(config), block: config.block, maxEntries: config.maxEntries, clockSkewMs: config.clockSkew });
       case 'stem-backlog':
         return createStemBacklogGate({ name: gateName(config), batchSize: config.batchSize });
+      case 'stem-signers':
+        return createStemSignersGate({ name: gateName(config), graceMs: config.grace, allowIdle: config.allowIdle, batchSize: config.batchSize });
       case 'prometheus':
         return createPrometheusGate({
           name: gateName(config),

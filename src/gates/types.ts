@@ -1,7 +1,8 @@
 /**
  * The gate contract: read-only evidence → a verdict. `pass` lets the step happen; `wait` means not
  * yet (with why); `unknown` means the evidence is missing, stale or unreachable — it blocks like
- * `wait` (S6, fail closed). Gates never write.
+ * `wait` (S6, fail closed). Gates never write: one that reads incrementally returns its progress
+ * (`carry`) and the engine saves it with the ring's state.
  */
 import type { RingConfig } from '../config/schema.js';
 import type { GateSlot } from '../core/machine.js';
@@ -22,6 +23,8 @@ export interface GateContext {
 export interface GateResult extends GateOutcome {
   /** What the verdict rests on: counts, times, ids. Never key material. */
   readonly evidence?: Readonly<Record<string, unknown>>;
+  /** Progress to keep for the next evaluation (by gate name), saved in the ring's state under the lease. */
+  readonly carry?: Readonly<Record<string, unknown>>;
 }
 
 export interface Gate {

@@ -75,7 +75,7 @@ class Tally {
 }
 
 /** The key id of a stream entry: a string, null (unsigned), or undefined (unparseable headers). */
-function keyIdOf(entry: EntryView): string | null | undefined {
+export function keyIdOf(entry: EntryView): string | null | undefined {
   const fast = entry.signingKeyId();
   if (fast !== null) return fast;
   const headers = entry.headers();
@@ -90,7 +90,7 @@ function keyIdOf(entry: EntryView): string | null | undefined {
   }
 }
 
-async function scanKeys(redis: Redis, pattern: string, type: 'stream' | 'zset'): Promise<string[]> {
+export async function scanKeys(redis: Redis, pattern: string, type: 'stream' | 'zset'): Promise<string[]> {
   const found: string[] = [];
   let cursor = '0';
   do {

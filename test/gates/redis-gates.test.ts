@@ -316,3 +316,71 @@ describe('stem-backlog', () => {
     expect((await gate(h, 'stem-backlog')).verdict).toBe('unknown');
   });
 });
+
+describe('stem-signers', () => {
+  const gates = { beforeActivate: [], beforeDrop: [{ type: 'stem-signers', grace: '30s' }] };
+
+  async function activated(extra: Record<string, unknown> = {}) {
+    const { h, fleet } = ring({ ...gates, beforeDrop: [{ type: 'stem-signers', grace: '30s', ...extra }] });
+    const oldProducer = loadEnvFile(h.path('producers'));
+    await h.engine().start();
+    await h.engine().advance();
+    return { h, fleet, oldProducer, newProducer: loadEnvFile(h.path('producers')) };
+  }
+
+  it('waits during the grace period, then passes when every envelope since carries the new key', async () => {
+    const { h, fleet, newProducer } = await activated();
+    h.clock.increment(10_000);
+    expect((await gate(h, 'stem-signers')).verdict).toBe('wait');
+    h.clock.increment(MINUTE);
+    for (const queue of ['default', 'emails']) await fleet.enqueue(newProducer, queue);
+    expect(await gate(h, 'stem-signers')).toMatchObject({ verdict: 'pass', evidence: expect.objectContaining({ signedWithNewKey: 2, offending: [] }) });
+  });
+
+  it('a producer that never reloaded blocks, naming queue, count and times; its restart (new-key envelopes after) clears it', async () => {
+    const { h, fleet, oldProducer, newProducer } = await activated();
+    h.clock.increment(MINUTE);
+    await fleet.enqueue(newProducer, 'default');
+    for (let i = 0; i < 3; i += 1) await fleet.enqueue(oldProducer, 'billing');
+    const blocked = await gate(h, 'stem-signers');
+    expect(blocked.verdict).toBe('wait');
+    expect(blocked.reason).toContain(`a signer has not switched to "${newProducer.activeKeyId}"`);
+    expect(blocked.reason).toContain(`3 on billing signed with "${oldProducer.activeKeyId}" (first ${h.clock.now().toISOString()}, last ${h.clock.now().toISOString()})`);
+    expect(blocked.reason).toContain('Restart the producers, Beat and dashboard that feed billing');
+    h.clock.increment(1000);
+    await fleet.enqueue(newProducer, 'billing');
+    expect(await gate(h, 'stem-signers')).toMatchObject({ verdict: 'pass', reason: expect.stringContaining('billing had old-key envelopes, followed by new-key ones') });
+  });
+
+  it('envelopes enqueued before the window (delayed ones promoted, retries) are not evidence; no signed envelope at all is unknown unless allowIdle', async () => {
+    const { h, fleet, oldProducer } = await activated();
+    const before = new Date(h.clock.now().getTime() - 10 * MINUTE);
+    h.clock.increment(MINUTE);
+    await fleet.enqueue(oldProducer, 'default', { enqueuedAt: before.toISOString() });
+    expect(await gate(h, 'stem-signers')).toMatchObject({ verdict: 'unknown', reason: expect.stringContaining('no signed envelope was enqueued since') });
+    const idle = await activated({ allowIdle: true });
+    idle.h.clock.increment(MINUTE);
+    expect((await gate(idle.h, 'stem-signers')).verdict).toBe('pass');
+  });
+
+  it('reads incrementally: a blocked advance keeps its stream cursors and counts in the ring state, and the next run goes on from there', async () => {
+    const { h, fleet, oldProducer, newProducer } = await activated();
+    h.clock.increment(MINUTE);
+    await fleet.enqueue(oldProducer, 'billing');
+    await expect(h.engine().advance()).rejects.toThrow(/a signer has not switched/);
+    const saved = (await h.deps().store.load('ring'))?.gateProgress?.['stem-signers'] as { cursors: Record<string, string>; offending: Record<string, { count: number }> };
+    const stream = fleet.keys.stream('billing');
+    expect(saved.cursors[stream]).toMatch(/^\d+-\d+$/);
+    expect(saved.offending.billing?.count).toBe(1);
+    // the entry already read is gone from Redis: only the carried count can still know it
+    await broker.xdel(stream, saved.cursors[stream] as string);
+    await fleet.enqueue(oldProducer, 'billing');
+    const again = await gate(h, 'stem-signers');
+    expect(again.reason).toContain('2 on billing');
+    h.clock.increment(1000);
+    await fleet.enqueue(newProducer, 'billing');
+    await h.engine().advance();
+    expect((await h.deps().store.load('ring'))?.rotation).toBeNull();
+  });
+});
+
