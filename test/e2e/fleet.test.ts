@@ -47,7 +47,7 @@ function setup() {
         stem: { broker: { url: server.url(0) }, backend: { url: server.url(1) } },
         gates: {
           beforeActivate: [{ type: 'soak' }, workers, { type: 'stem-dlq', clockSkew: '1s' }],
-          beforeDrop: [{ type: 'soak' }, workers, { type: 'stem-backlog' }, { type: 'stem-dlq', clockSkew: '1s' }],
+          beforeDrop: [{ type: 'soak' }, workers, { type: 'stem-signers', grace: '200ms' }, { type: 'stem-backlog' }, { type: 'stem-dlq', clockSkew: '1s' }],
         },
         targets: [
           { name: 'producers', provider: 'dotenv', path: 'producers.env' },
@@ -165,6 +165,32 @@ describe('a Stem fleet rotated by run --once', () => {
       expect(result.message).toContain('a signer has not reloaded its keys');
       await f.consumeAll();
     }
+  });
+
+  it('never drops while a producer signs with the old key even if its envelopes are consumed at once: stem-signers holds it', async () => {
+    const f = setup();
+    await f.heartbeat();
+    expect(f.run()).toMatchObject({ phase: 'added' });
+    await sleep(1100);
+    for (const worker of f.workers) worker.restart();
+    await f.heartbeat();
+    expect(f.run()).toMatchObject({ phase: 'activated' });
+    await sleep(1100);
+    for (const worker of f.workers) worker.restart();
+    for (let i = 0; i < 2; i += 1) {
+      await f.enqueue(2); // the producer was never restarted: still the old key
+      expect(await f.consumeAll()).toEqual({ ok: 2, dead: 0 }); // workers hold both keys: nothing queues up
+      await f.heartbeat();
+      const result = f.run();
+      expect(result).toMatchObject({ outcome: 'blocked', phase: 'activated' });
+      expect(result.message).toMatch(/stem-signers \(wait\): a signer has not switched to "demo-[^"]+": envelopes enqueued after .* still signed with another key — \d+ on default signed with "demo-/);
+      expect(result.message).not.toMatch(/stem-backlog \(wait\)/);
+    }
+    f.restartProducer();
+    await f.enqueue(1);
+    expect(await f.consumeAll()).toEqual({ ok: 1, dead: 0 });
+    await f.heartbeat();
+    expect(f.run()).toMatchObject({ action: 'advance', phase: 'stable' });
   });
 
   it('never activates while workers dead-letter the new key', async () => {
