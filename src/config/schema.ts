@@ -109,6 +109,10 @@ export const stemSignalsSchema = z.strictObject({
   backend: redisEndpointSchema.optional().describe('STEM_RESULT_BACKEND_URL: heartbeats; defaults to the broker'),
   heartbeatInterval: durationSchema.prefault('10s').describe("the workers' heartbeat interval"),
   heartbeatTtl: durationSchema.prefault('60s').describe("the backend's heartbeat TTL (Stem's heartbeatTtl): with it each worker's clock offset is measured"),
+  fixedConsumerNames: z
+    .boolean()
+    .default(false)
+    .describe('every worker subscribing to broadcasts has a stable consumerName, so no worker re-reads a broadcast channel from its first entry'),
   timezone: z
     .string()
     .refine(isTimeZone, 'an IANA time zone such as Europe/Berlin')

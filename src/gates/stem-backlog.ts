@@ -28,19 +28,33 @@ export function createStemBacklogGate(options: StemBacklogOptions): Gate {
       if (!times || dropping.length === 0) return result('unknown', 'no key is being dropped in the current phase');
       const redis = requireRedis(context);
       const report = await countBacklog(await redis.broker(), redis.signals.broker, { namespace: redis.signals.namespace, controlNamespaces: controlNamespaces(redis.signals.workerNamespace), keyIds: dropping, after: times.verified, batchSize: options.batchSize });
-      const { total } = report;
+      const { total, retained } = report;
+      const fixedNames = redis.signals.fixedConsumerNames;
       const evidence = {
         dropping,
         activateVerifiedAt: times.verified.toISOString(),
         ...total,
-        sources: report.bySource.filter((source) => source.count.signed > 0 || source.count.unparseable > 0).map((source) => ({ key: source.key, source: source.source, ...source.count })),
+        broadcastRetained: { ...retained, blocks: !fixedNames },
+        sources: report.bySource
+          .filter((source) => source.count.signed > 0 || source.count.unparseable > 0)
+          .map((source) => ({ key: source.key, source: source.source, ...(source.group ? { group: source.group } : {}), ...source.count })),
       };
-      if (total.unparseable > 0) return result('unknown', `${total.unparseable} queued envelopes have unreadable headers; they may be signed with ${dropping.join(', ')}`, evidence);
+      const unreadable = total.unparseable + (fixedNames ? 0 : retained.unparseable);
+      if (unreadable > 0) return result('unknown', `${unreadable} queued or broadcast envelopes have unreadable headers; they may be signed with ${dropping.join(', ')}`, evidence);
       if (total.signed > 0) {
         const reloaded = total.signedAfter > 0 ? `; ${total.signedAfter} were enqueued after the activate write — a signer has not reloaded its keys` : '';
         return result('wait', `${total.signed} queued envelopes are still signed with ${dropping.join(', ')}${reloaded}`, evidence);
       }
-      return result('pass', `none of ${total.scanned} queued envelopes is signed with ${dropping.join(', ')}`, evidence);
+      if (retained.signed > 0 && !fixedNames) {
+        const channels = report.bySource.filter((source) => source.source === 'broadcast-retained' && source.count.signed > 0).map((source) => `${source.key} (${source.count.signed})`);
+        return result(
+          'wait',
+          `${retained.signed} broadcasts signed with ${dropping.join(', ')} stay in ${channels.join(', ')}: Stem never trims broadcast streams, and a worker that starts without a fixed consumer name reads its channel from the first entry, so it would dead-letter them once the key is gone. Re-sign them (stem-rotor broadcast resign ${context.ring.name} CHANNEL --dry-run, then --yes), or set stem.fixedConsumerNames if every subscriber has a stable consumerName`,
+          evidence,
+        );
+      }
+      const kept = retained.signed > 0 ? ` (${retained.signed} old-key broadcasts stay in their streams; every subscriber has a fixed consumer name and has read them)` : '';
+      return result('pass', `none of ${total.scanned} queued envelopes is signed with ${dropping.join(', ')}${kept}`, evidence);
     },
   };
 }

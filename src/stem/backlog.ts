@@ -19,9 +19,20 @@ export interface BacklogCount {
   unparseable: number;
 }
 
+/**
+ * Where an envelope sits. Broadcast channels (stem-interop-2 §1): `broadcast-undelivered` and
+ * `broadcast-pending` are one consumer group's backlog (per `group`); `broadcast-retained` is every
+ * entry of the never-trimmed channel stream, which a worker starting without a fixed consumer name
+ * re-reads from the first entry through a brand-new group.
+ */
+export type BacklogSource = 'stream' | 'pending' | 'delayed' | 'broadcast-undelivered' | 'broadcast-pending' | 'broadcast-retained';
+
 export interface BacklogReport {
+  /** Envelopes some consumer will still receive: queues, delayed sets, broadcast groups' backlogs. */
   readonly total: BacklogCount;
-  readonly bySource: { readonly key: string; readonly source: 'stream' | 'pending' | 'delayed'; readonly count: BacklogCount }[];
+  /** Entries of broadcast channel streams, all of which a fresh consumer group would re-read. */
+  readonly retained: BacklogCount;
+  readonly bySource: { readonly key: string; readonly source: BacklogSource; readonly group?: string; readonly count: BacklogCount }[];
 }
 
 export interface BacklogOptions {
@@ -45,6 +56,7 @@ function emptyCount(): BacklogCount {
 
 class Tally {
   readonly total = emptyCount();
+  readonly retained = emptyCount();
   readonly bySource: BacklogReport['bySource'][number][] = [];
   private readonly keyIds: ReadonlySet<string>;
   private readonly afterMs: number;
@@ -55,11 +67,12 @@ class Tally {
   }
 
   /** A counter for one source; `enqueuedAt` is only read for envelopes signed with a counted key. */
-  source(key: string, source: 'stream' | 'pending' | 'delayed'): (keyId: string | null | undefined, enqueuedAt: () => unknown) => void {
+  source(key: string, source: BacklogSource, group?: string): (keyId: string | null | undefined, enqueuedAt: () => unknown) => void {
     const count = emptyCount();
-    this.bySource.push({ key, source, count });
+    this.bySource.push({ key, source, ...(group === undefined ? {} : { group }), count });
+    const overall = source === 'broadcast-retained' ? this.retained : this.total;
     return (keyId, enqueuedAt) => {
-      for (const into of [count, this.total]) {
+      for (const into of [count, overall]) {
         into.scanned += 1;
         if (keyId === undefined) into.unparseable += 1;
         else if (keyId === null) into.unsigned += 1;
@@ -101,15 +114,21 @@ export async function scanKeys(redis: Redis, pattern: string, type: 'stream' | '
   return found.sort();
 }
 
-/** The group's last-delivered id, or null when no consumer group exists yet (nothing delivered). */
-async function lastDelivered(redis: Redis, stream: string, group: string): Promise<string | null> {
+/** Every consumer group of a stream with its last-delivered id. */
+async function consumerGroups(redis: Redis, stream: string): Promise<Map<string, string>> {
   const groups = (await redis.xinfo('GROUPS', stream)) as unknown[][];
+  const found = new Map<string, string>();
   for (const info of groups) {
     const fields = new Map<string, unknown>();
     for (let i = 0; i + 1 < info.length; i += 2) fields.set(String(info[i]), info[i + 1]);
-    if (fields.get('name') === group) return String(fields.get('last-delivered-id'));
+    found.set(String(fields.get('name')), String(fields.get('last-delivered-id')));
   }
-  return null;
+  return found;
+}
+
+/** The group's last-delivered id, or null when no consumer group exists yet (nothing delivered). */
+async function lastDelivered(redis: Redis, stream: string, group: string): Promise<string | null> {
+  return (await consumerGroups(redis, stream)).get(group) ?? null;
 }
 
 type Unit = (reader: StreamReader) => Promise<void>;
@@ -189,6 +208,25 @@ async function planStream(redis: Redis, tally: Tally, stream: string, group: str
 }
 
 /**
+ * A broadcast channel's stream: every entry (a fresh group re-reads them all), and for each existing
+ * group the entries after its last-delivered id and those in its pending list.
+ */
+async function planBroadcast(redis: Redis, tally: Tally, stream: string, options: BacklogOptions): Promise<Unit[]> {
+  const { batchSize } = options;
+  const retained = tally.source(stream, 'broadcast-retained');
+  const units: Unit[] = [(reader) => readUndelivered(reader, stream, { start: '-', end: '+' }, batchSize, retained)];
+  for (const [group, delivered] of await consumerGroups(redis, stream)) {
+    const undelivered = tally.source(stream, 'broadcast-undelivered', group);
+    units.push((reader) => readUndelivered(reader, stream, { start: `(${delivered}`, end: '+' }, batchSize, undelivered));
+    const [pendingCount, minId, maxId] = (await redis.xpending(stream, group)) as [number, string | null, string | null];
+    if (!pendingCount || minId === null || maxId === null) continue;
+    const pending = tally.source(stream, 'broadcast-pending', group);
+    units.push((reader) => readPendingIds(reader, stream, group, { start: minId, end: maxId }, batchSize, pending));
+  }
+  return units;
+}
+
+/**
  * Pending entries are usually contiguous (recently delivered, in flight), so a batch's id range is
  * read in one XRANGE and the pending ones kept by walking both sorted lists together. Returns the
  * pending ids the range read did not reach (acknowledged entries in between), to fetch one by one.
@@ -249,8 +287,10 @@ export async function countBacklog(redis: Redis, endpoint: RedisEndpoint, option
     const queue = keys.queueOf(key, 'delayed');
     return queue !== null && !isStemControlQueue(queue, options.controlNamespaces);
   });
+  const broadcasts = await scanKeys(redis, keys.broadcastPattern, 'stream');
   const streamUnits = await Promise.all(streams.map((stream) => planStream(redis, tally, stream, keys.group(keys.queueOfStream(stream) as string), options)));
-  const work: Unit[] = [...streamUnits.flat(), ...delayed.map((key) => (reader: StreamReader) => scanDelayed(reader, tally, key, options.batchSize))];
+  const broadcastUnits = await Promise.all(broadcasts.map((stream) => planBroadcast(redis, tally, stream, options)));
+  const work: Unit[] = [...streamUnits.flat(), ...broadcastUnits.flat(), ...delayed.map((key) => (reader: StreamReader) => scanDelayed(reader, tally, key, options.batchSize))];
   const workers = Math.max(1, Math.min(options.concurrency ?? 4, work.length));
   await Promise.all(
     Array.from({ length: workers }, async () => {
@@ -262,5 +302,5 @@ export async function countBacklog(redis: Redis, endpoint: RedisEndpoint, option
       }
     }),
   );
-  return { total: tally.total, bySource: tally.bySource.sort((a, b) => a.key.localeCompare(b.key) || a.source.localeCompare(b.source)) };
+  return { total: tally.total, retained: tally.retained, bySource: tally.bySource.sort((a, b) => a.key.localeCompare(b.key) || a.source.localeCompare(b.source) || (a.group ?? '').localeCompare(b.group ?? '')) };
 }

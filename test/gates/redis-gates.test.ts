@@ -317,6 +317,46 @@ describe('stem-backlog', () => {
   });
 });
 
+describe('stem-backlog on broadcast channels', () => {
+  const gates = { beforeActivate: [], beforeDrop: [{ type: 'stem-backlog' }] };
+
+  async function activated(stem: Record<string, unknown> = {}) {
+    const { h, fleet } = ring(gates, stem);
+    const oldProducer = loadEnvFile(h.path('producers'));
+    await h.engine().start();
+    await h.engine().advance();
+    h.clock.increment(MINUTE);
+    return { h, fleet, oldProducer, newProducer: loadEnvFile(h.path('producers')) };
+  }
+
+  it("a group's undelivered or pending old-key broadcasts block; retained ones block unless subscribers have fixed names; unsigned queue events never count", async () => {
+    for (const fixed of [false, true]) {
+      await broker.flushall();
+      const { h, fleet, oldProducer, newProducer } = await activated({ fixedConsumerNames: fixed });
+      const group = await fleet.subscribe('cache-flush', 'billing-1');
+      for (let i = 0; i < 2; i += 1) await fleet.broadcast(oldProducer, 'cache-flush');
+      await fleet.broadcast(newProducer, 'cache-flush');
+      await fleet.broadcast(null, 'stem:events:default', { name: '__stem.queue.event__' });
+      const undelivered = await gate(h, 'stem-backlog');
+      expect(undelivered).toMatchObject({ verdict: 'wait', reason: expect.stringMatching(/^2 queued envelopes are still signed/) });
+      expect((undelivered.evidence as { sources: unknown[] }).sources).toEqual(
+        expect.arrayContaining([expect.objectContaining({ key: fleet.keys.broadcast('cache-flush'), source: 'broadcast-undelivered', group, signed: 2 })]),
+      );
+      expect(await fleet.receive('cache-flush', group, 'billing-1', false)).toBe(3);
+      expect((await gate(h, 'stem-backlog')).evidence?.sources).toEqual(expect.arrayContaining([expect.objectContaining({ source: 'broadcast-pending', group, signed: 2 })]));
+      await broker.xack(fleet.keys.broadcast('cache-flush'), group, ...(await broker.xrange(fleet.keys.broadcast('cache-flush'), '-', '+')).map(([id]) => id));
+      const consumed = await gate(h, 'stem-backlog');
+      if (fixed) {
+        expect(consumed).toMatchObject({ verdict: 'pass', reason: expect.stringContaining('2 old-key broadcasts stay in their streams') });
+      } else {
+        expect(consumed.verdict).toBe('wait');
+        expect(consumed.reason).toContain(`2 broadcasts signed with ${oldProducer.activeKeyId} stay in ${fleet.keys.broadcast('cache-flush')} (2)`);
+        expect(consumed.reason).toContain('stem-rotor broadcast resign ring CHANNEL --dry-run');
+      }
+    }
+  });
+});
+
 describe('stem-signers', () => {
   const gates = { beforeActivate: [], beforeDrop: [{ type: 'stem-signers', grace: '30s' }] };
 

@@ -49,6 +49,29 @@ export class StemFleet {
     return envelope;
   }
 
+  /** A broadcast as Stem's Redis broker publishes it: `<ns>:broadcast:<channel>`, queue = channel, plus `delivery`. */
+  async broadcast(config: StemSigningConfig | null, channel: string, overrides: Partial<Envelope> = {}): Promise<string> {
+    const envelope = newEnvelope(channel, this.now(), overrides);
+    const signed = config ? signEnvelope(envelope, config) : envelope;
+    return (await this.broker.xadd(this.keys.broadcast(channel), '*', ...streamFields(signed), 'delivery', 'at-least-once')) as string;
+  }
+
+  /** A subscriber with a consumer name: its group `<ns>:broadcast:<channel>:<consumer>` starts at the first entry, as Stem's does. */
+  async subscribe(channel: string, consumer: string): Promise<string> {
+    const group = `${this.keys.broadcast(channel)}:${consumer}`;
+    await this.broker.xgroup('CREATE', this.keys.broadcast(channel), group, '0', 'MKSTREAM');
+    return group;
+  }
+
+  /** Reads (and acknowledges, unless `ack` is false) what the group has not yet received. */
+  async receive(channel: string, group: string, consumer: string, ack = true): Promise<number> {
+    const stream = this.keys.broadcast(channel);
+    const reply = (await this.broker.xreadgroup('GROUP', group, consumer, 'COUNT', 1000, 'STREAMS', stream, '>')) as [string, [string, string[]][]][] | null;
+    const ids = (reply?.[0]?.[1] ?? []).map(([id]) => id);
+    if (ack && ids.length > 0) await this.broker.xack(stream, group, ...ids);
+    return ids.length;
+  }
+
   async delay(config: StemSigningConfig, queue: string, notBefore: Date): Promise<Envelope> {
     const envelope = signEnvelope(newEnvelope(queue, this.now(), { notBefore: notBefore.toISOString() }), config);
     await this.broker.zadd(this.keys.delayed(queue), notBefore.getTime(), stringifyStemJson(envelopeToJson(envelope)));
