@@ -133,6 +133,16 @@ common(dlq.command('replay').description('re-sign with the active key and re-enq
     await dlqReplayCommand(ring, options);
   });
 
+const broadcast = program.command('broadcast').description("Stem's broadcast channels");
+common(broadcast.command('resign').description('re-sign old-key broadcasts a consumer group still has to receive with the active key; remove the consumed ones').argument('<ring>').argument('<channel>'))
+  .option('--dry-run', 'list what would change; write nothing')
+  .option('--yes', 'confirm')
+  .option('--keep-history', 're-sign consumed broadcasts too, so workers starting under a new consumer name still read them (existing subscribers receive them again)')
+  .action(async (ring: string, channel: string, options) => {
+    const { broadcastResignCommand } = await import('./commands/broadcast.js');
+    await broadcastResignCommand(ring, channel, options);
+  });
+
 common(program.command('lint').description('lint the STEM_SIGNING_* variables of a .env file'))
   .requiredOption('--env-file <file>', '.env file to lint')
   .addOption(new Option('--dialect <reader>', 'who reads the file').choices(['dotenv', 'docker', 'systemd']).default('dotenv'))

@@ -72,7 +72,7 @@ export interface DlqOptions {
   readonly limit: number;
 }
 
-async function ringContext(engine: RingEngine) {
+export async function ringContext(engine: RingEngine) {
   const signals = engine.ring.stem;
   if (!signals) throw new ConfigError(`ring "${engine.ring.name}" has no \`stem\` section: stem-rotor does not know where its dead letters are`);
   const reads = await engine.readAll();
@@ -140,7 +140,7 @@ export interface ReplayResult {
   readonly skipped: readonly (InspectedLetter & { readonly why: string })[];
 }
 
-function signingConfig(algorithm: Algorithm, activeKeyId: string, material: ReadonlyMap<string, KeyMaterial>): StemSigningConfig {
+export function signingConfig(algorithm: Algorithm, activeKeyId: string, material: ReadonlyMap<string, KeyMaterial>): StemSigningConfig {
   const key = material.get(activeKeyId);
   if (!key?.secret) throw new ConfigError(`no target holds the secret of the active key "${activeKeyId}"`);
   const verification = algorithm === 'ed25519' ? key.publicKey : key.secret;

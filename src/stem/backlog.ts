@@ -115,7 +115,7 @@ export async function scanKeys(redis: Redis, pattern: string, type: 'stream' | '
 }
 
 /** Every consumer group of a stream with its last-delivered id. */
-async function consumerGroups(redis: Redis, stream: string): Promise<Map<string, string>> {
+export async function consumerGroups(redis: Redis, stream: string): Promise<Map<string, string>> {
   const groups = (await redis.xinfo('GROUPS', stream)) as unknown[][];
   const found = new Map<string, string>();
   for (const info of groups) {
