@@ -9,7 +9,7 @@
  * and reported. Same canonical-form rules as `dlq replay --resign`.
  */
 import { ConfigError } from '../errors.js';
-import { consumerGroups } from '../stem/backlog.js';
+import { compareIds, consumerGroups } from '../stem/backlog.js';
 import { SIGNATURE_HEADER, SIGNATURE_KEY_HEADER } from '../stem/canonical.js';
 import { stemKeys } from '../stem/redis-keys.js';
 import { StemRedis } from '../stem/redis.js';
@@ -50,13 +50,8 @@ async function stillWanted(broker: Awaited<ReturnType<StemRedis['broker']>>, str
       start = `(${page[page.length - 1]?.[0]}`;
     }
   }
-  const compare = (a: string, b: string) => {
-    const [am, as] = a.split('-').map(BigInt) as [bigint, bigint];
-    const [bm, bs] = b.split('-').map(BigInt) as [bigint, bigint];
-    return am === bm ? (as === bs ? 0 : as < bs ? -1 : 1) : am < bm ? -1 : 1;
-  };
   return (entryId) => {
-    for (const [group, delivered] of groups) if (compare(entryId, delivered) > 0) return `group ${group} has not received it`;
+    for (const [group, delivered] of groups) if (compareIds(entryId, delivered) > 0) return `group ${group} has not received it`;
     const group = pending.get(entryId);
     return group ? `pending in group ${group}` : null;
   };

@@ -126,10 +126,6 @@ export async function consumerGroups(redis: Redis, stream: string): Promise<Map<
   return found;
 }
 
-/** The group's last-delivered id, or null when no consumer group exists yet (nothing delivered). */
-async function lastDelivered(redis: Redis, stream: string, group: string): Promise<string | null> {
-  return (await consumerGroups(redis, stream)).get(group) ?? null;
-}
 
 type Unit = (reader: StreamReader) => Promise<void>;
 
@@ -183,14 +179,27 @@ function field(reply: unknown[], name: string): unknown {
   return undefined;
 }
 
-/** The units of work for one stream: its undelivered entries and its group's pending entries. */
-async function planStream(redis: Redis, tally: Tally, stream: string, group: string, options: BacklogOptions): Promise<Unit[]> {
+/** Orders Redis stream ids (`<ms>-<seq>`). */
+export function compareIds(a: string, b: string): number {
+  const [am, as] = a.split('-').map(BigInt) as [bigint, bigint];
+  const [bm, bs] = b.split('-').map(BigInt) as [bigint, bigint];
+  return am === bm ? (as === bs ? 0 : as < bs ? -1 : 1) : am < bm ? -1 : 1;
+}
+
+/**
+ * The units of work for one stream: entries some group has not received, and the groups' pending
+ * entries. A stream can have more than one group: queue `emails` at priority 3 and a queue named
+ * `emails:p3` share `<ns>:stream:emails:p3` (stem-interop-2 §7.1), so every group of the stream
+ * counts, each entry once.
+ */
+async function planStream(redis: Redis, tally: Tally, stream: string, options: BacklogOptions): Promise<Unit[]> {
   const { batchSize } = options;
   const perUnit = options.entriesPerUnit ?? 50_000;
   const info = (await redis.xinfo('STREAM', stream)) as unknown[];
   const length = Number(field(info, 'length') ?? 0);
   const lastId = String(field(info, 'last-generated-id') ?? '+');
-  const delivered = await lastDelivered(redis, stream, group);
+  const groups = await consumerGroups(redis, stream);
+  const delivered = groups.size === 0 ? null : [...groups.values()].sort(compareIds)[0] as string;
   const undelivered = tally.source(stream, 'stream');
   const from = delivered === null ? '-' : `(${delivered}`;
   const firstEntry = field(info, 'first-entry');
@@ -200,11 +209,16 @@ async function planStream(redis: Redis, tally: Tally, stream: string, group: str
     readUndelivered(reader, stream, index === all.length - 1 ? { ...range, end: '+' } : range, batchSize, undelivered),
   );
   if (delivered === null) return units;
-  const [pendingCount, minId, maxId] = (await redis.xpending(stream, group)) as [number, string | null, string | null];
-  if (!pendingCount || minId === null || maxId === null) return units;
   const pending = tally.source(stream, 'pending');
-  const parts = Math.ceil(Number(pendingCount) / perUnit);
-  return [...units, ...splitRange(minId, maxId, parts).map((range) => (reader: StreamReader) => readPendingIds(reader, stream, group, range, batchSize, pending))];
+  for (const group of groups.keys()) {
+    const [pendingCount, minId, maxId] = (await redis.xpending(stream, group)) as [number, string | null, string | null];
+    if (!pendingCount || minId === null || maxId === null || compareIds(minId, delivered) > 0) continue;
+    // Entries after the earliest last-delivered id were counted above as not yet received by some group.
+    const end = compareIds(maxId, delivered) > 0 ? delivered : maxId;
+    const parts = Math.ceil(Number(pendingCount) / perUnit);
+    units.push(...splitRange(minId, end, parts).map((range) => (reader: StreamReader) => readPendingIds(reader, stream, group, range, batchSize, pending)));
+  }
+  return units;
 }
 
 /**
@@ -288,7 +302,7 @@ export async function countBacklog(redis: Redis, endpoint: RedisEndpoint, option
     return queue !== null && !isStemControlQueue(queue, options.controlNamespaces);
   });
   const broadcasts = await scanKeys(redis, keys.broadcastPattern, 'stream');
-  const streamUnits = await Promise.all(streams.map((stream) => planStream(redis, tally, stream, keys.group(keys.queueOfStream(stream) as string), options)));
+  const streamUnits = await Promise.all(streams.map((stream) => planStream(redis, tally, stream, options)));
   const broadcastUnits = await Promise.all(broadcasts.map((stream) => planBroadcast(redis, tally, stream, options)));
   const work: Unit[] = [...streamUnits.flat(), ...broadcastUnits.flat(), ...delayed.map((key) => (reader: StreamReader) => scanDelayed(reader, tally, key, options.batchSize))];
   const workers = Math.max(1, Math.min(options.concurrency ?? 4, work.length));

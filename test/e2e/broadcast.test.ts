@@ -1,12 +1,11 @@
 /** broadcast resign through the built binary, against a broadcast channel laid out as Stem's Redis broker writes it. */
-import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signEnvelope, verifyEnvelope } from '../../src/stem/signer.js';
 import { streamFields } from '../../src/stem/stream-format.js';
-import { cli, findLeaks, outputs, secretsIn } from '../helpers/cli.js';
-import { tempDir } from '../helpers/fs.js';
+import { findLeaks, outputs } from '../helpers/cli.js';
+import { stemDemo } from '../helpers/stem-demo.js';
 import { RedisServer } from '../helpers/redis-server.js';
 import { StemFleet, envelopeFromFields, loadEnvFile, newEnvelope } from '../helpers/stem-fleet.js';
 
@@ -24,19 +23,7 @@ afterAll(async () => {
 
 describe('broadcast resign', () => {
   it('re-signs what a group still has to receive, removes what every group consumed, never re-signs a forgery; dry run first, audited', async () => {
-    const dir = tempDir('stem-rotor-broadcast-');
-    expect(cli(['init', '--dir', dir]).code).toBe(0);
-    const config = join(dir, 'stem-rotor.yaml');
-    writeFileSync(
-      config,
-      readFileSync(config, 'utf8')
-        .replace('propagate: 3s', 'propagate: 0s')
-        .replace('    targets:', `    stem:\n      broker:\n        url: ${server.url(0)}\n    targets:`),
-    );
-    const run = (...args: string[]) => cli([...args, '--config', config]);
-    const secrets = new Set<string>();
-    const collect = () => ['producers.env', 'workers.env'].forEach((file) => secretsIn(join(dir, file)).forEach((secret) => secrets.add(secret)));
-    collect();
+    const { dir, run, secrets, collect } = stemDemo(server, 'stem-rotor-broadcast-', (config) => config.replace('propagate: 3s', 'propagate: 0s'));
     const oldProducer = loadEnvFile(join(dir, 'producers.env'));
     expect(run('rotate', 'start', 'demo').code).toBe(0);
     expect(run('rotate', 'advance', 'demo').code).toBe(0);

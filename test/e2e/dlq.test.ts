@@ -1,10 +1,10 @@
 /** dlq inspect and dlq replay --resign through the built binary, against Stem-format dead letters in a real Redis. */
-import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
-import { cli, findLeaks, outputs, secretsIn } from '../helpers/cli.js';
+import { cli, findLeaks, outputs } from '../helpers/cli.js';
 import { tempDir } from '../helpers/fs.js';
+import { stemDemo } from '../helpers/stem-demo.js';
 import { RedisServer } from '../helpers/redis-server.js';
 import { SimulatedWorker, StemFleet, envelopeFromFields, loadEnvFile, newEnvelope } from '../helpers/stem-fleet.js';
 import { signEnvelope, verifyEnvelope } from '../../src/stem/signer.js';
@@ -23,14 +23,7 @@ afterAll(async () => {
 
 describe('dlq inspect and replay', () => {
   it('classifies dead letters, re-verifies them against the ring keys, and replays only trusted ones', async () => {
-    const dir = tempDir('stem-rotor-dlq-');
-    expect(cli(['init', '--dir', dir]).code).toBe(0);
-    const config = join(dir, 'stem-rotor.yaml');
-    writeFileSync(config, readFileSync(config, 'utf8').replace('    targets:', `    stem:\n      broker:\n        url: ${server.url(0)}\n    targets:`));
-    const run = (...args: string[]) => cli([...args, '--config', config]);
-    const secrets = new Set<string>();
-    const collect = () => ['producers.env', 'workers.env'].forEach((file) => secretsIn(join(dir, file)).forEach((s) => secrets.add(s)));
-    collect();
+    const { dir, run, secrets, collect } = stemDemo(server, 'stem-rotor-dlq-');
 
     // An incident: the producer switched to a new key before the workers had it.
     const original = loadEnvFile(join(dir, 'producers.env'));

@@ -60,6 +60,17 @@ describe('backlog reader', () => {
     expect((await count()).total).toEqual({ scanned: 4, signed: 1, signedAfter: 0, unsigned: 1, unparseable: 0 });
   });
 
+  it('a queue named like a priority stream (emails:p3) is read through its own group; two groups on one stream count each entry once', async () => {
+    const stream = keys.stream('emails', 3); // also the priority-0 stream of a queue named "emails:p3"
+    for (let i = 0; i < 4; i += 1) await redis.xadd(stream, '*', ...entry('{"stem-signature-key":"old"}'));
+    await redis.xgroup('CREATE', stream, keys.group('emails:p3'), '0');
+    const read = (await redis.xreadgroup('GROUP', keys.group('emails:p3'), 'w', 'COUNT', 10, 'STREAMS', stream, '>')) as [string, [string, string[]][]][];
+    await redis.xack(stream, keys.group('emails:p3'), ...(read[0]?.[1] ?? []).map(([id]) => id));
+    expect((await count()).total).toMatchObject({ scanned: 0, signed: 0 });
+    await redis.xgroup('CREATE', stream, keys.group('emails'), '0'); // queue "emails", priority 3: nothing received yet
+    expect((await count()).total).toMatchObject({ scanned: 4, signed: 4 });
+  });
+
   it('reads pending entries across acknowledged and deleted holes, and skips acknowledged ones', async () => {
     const stream = keys.stream('q');
     const group = keys.group('q');
