@@ -32,9 +32,9 @@ function phase() {
 function checkProducerToWorker() {
   const envelope = join(dir, 'envelope.json');
   writeFileSync(envelope, JSON.stringify({ id: `task-${Date.now()}`, name: 'demo.task', args: { value: 1 }, enqueuedAt: new Date().toISOString(), queue: 'default' }));
-  const signed = spawnSync(process.execPath, [bin, 'envelope', 'sign', '--env-file', join(dir, 'producers.env'), '--in', envelope], { encoding: 'utf8' });
+  const signed = spawnSync(process.execPath, [bin, 'envelope', 'sign', '--file', join(dir, 'producers.env'), '--in', envelope], { encoding: 'utf8' });
   writeFileSync(envelope, signed.stdout);
-  const verified = spawnSync(process.execPath, [bin, 'envelope', 'verify', '--env-file', join(dir, 'workers.env'), '--in', envelope], { encoding: 'utf8' });
+  const verified = spawnSync(process.execPath, [bin, 'envelope', 'verify', '--file', join(dir, 'workers.env'), '--in', envelope], { encoding: 'utf8' });
   const keyId = JSON.parse(signed.stdout).headers['stem-signature-key'];
   process.stdout.write(`  producer signs with "${keyId}" → worker says: ${verified.stdout.trim()}\n`);
   if (verified.status !== 0) throw new Error('a worker rejected a producer envelope');

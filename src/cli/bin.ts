@@ -99,15 +99,16 @@ program
   });
 
 const envelope = program.command('envelope').description('sign and verify Stem envelopes byte-compatibly');
+// `--file`, not `--env-file`: Node 20 takes --env-file for itself anywhere on its command line.
 common(envelope.command('sign').description("sign an envelope (Stem's Envelope.toJson shape) with the env file's active key"))
-  .requiredOption('--env-file <file>', '.env file with STEM_SIGNING_* variables')
+  .requiredOption('--file <env-file>', 'env file with STEM_SIGNING_* variables')
   .requiredOption('--in <file>', 'envelope JSON file, or - for stdin')
   .action(async (options) => {
     const { envelopeSignCommand } = await import('./commands/envelope.js');
     await envelopeSignCommand(options);
   });
 common(envelope.command('verify').description('verify as a Stem worker with that env file would; exit 1 with its failure message'))
-  .requiredOption('--env-file <file>', '.env file with STEM_SIGNING_* variables')
+  .requiredOption('--file <env-file>', 'env file with STEM_SIGNING_* variables')
   .requiredOption('--in <file>', 'envelope JSON file, or - for stdin')
   .action(async (options) => {
     const { envelopeVerifyCommand } = await import('./commands/envelope.js');
@@ -143,12 +144,12 @@ common(broadcast.command('resign').description('re-sign old-key broadcasts a con
     await broadcastResignCommand(ring, channel, options);
   });
 
-common(program.command('lint').description('lint the STEM_SIGNING_* variables of a .env file'))
-  .requiredOption('--env-file <file>', '.env file to lint')
+common(program.command('lint').description('lint the STEM_SIGNING_* variables of an env file').argument('[env-file]'))
+  .option('--file <env-file>', 'the env file (or give it as the argument)')
   .addOption(new Option('--dialect <reader>', 'who reads the file').choices(['dotenv', 'docker', 'systemd']).default('dotenv'))
-  .action(async (options) => {
+  .action(async (file: string | undefined, options) => {
     const { lintCommand } = await import('./commands/lint.js');
-    process.exitCode = await lintCommand(options);
+    process.exitCode = await lintCommand(file, options);
   });
 
 function wantsJson(): boolean {

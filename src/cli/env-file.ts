@@ -6,7 +6,7 @@ import { readRegularFile } from '../files/regular.js';
 import type { SigningEnv } from '../stem/signing-env.js';
 
 export function readEnvFile(path: string): SigningEnv {
-  return signingEnvOf(readRegularFile(path, '--env-file').content, path);
+  return signingEnvOf(readRegularFile(path, '--file').content, path);
 }
 
 export function readInput(path: string): string {

@@ -147,7 +147,7 @@ describe('keys, envelopes and lint', () => {
       expect(generated.code).toBe(0);
       expect(statSync(file).mode & 0o777).toBe(0o600);
       expect(readFileSync(file, 'utf8')).toContain('STEM_SIGNING_ACTIVE_KEY=primary');
-      const lint = cli(['lint', '--env-file', file, '--json']);
+      const lint = cli(['lint', file, '--json']);
       expect(lint.code).toBe(0);
       expect(JSON.parse(lint.stdout)).toMatchObject({ ok: true, findings: [] });
     }
@@ -164,7 +164,7 @@ describe('keys, envelopes and lint', () => {
     writeFileSync(envFile, 'STEM_SIGNING_KEYS=primary:YW5vdGhlci1zZWNyZXQ=\nSTEM_SIGNING_ACTIVE_KEY=primary\n');
     const input = join(dir, 'v1.json');
     writeFileSync(input, JSON.stringify(V1));
-    const signed = cli(['envelope', 'sign', '--env-file', envFile, '--in', input]);
+    const signed = cli(['envelope', 'sign', '--file', envFile, '--in', input]);
     expect(signed.code).toBe(0);
     const envelope = JSON.parse(signed.stdout);
     expect(Object.keys(envelope)).toEqual(['id', 'name', 'args', 'headers', 'enqueuedAt', 'notBefore', 'priority', 'attempt', 'maxRetries', 'visibilityTimeout', 'queue', 'meta']);
@@ -172,19 +172,19 @@ describe('keys, envelopes and lint', () => {
 
     const signedFile = join(dir, 'v1.signed.json');
     writeFileSync(signedFile, signed.stdout);
-    expect(cli(['envelope', 'verify', '--env-file', envFile, '--in', signedFile]).code).toBe(0);
+    expect(cli(['envelope', 'verify', '--file', envFile, '--in', signedFile]).code).toBe(0);
     writeFileSync(signedFile, JSON.stringify({ ...envelope, args: { value: 2 } }));
-    const tampered = cli(['envelope', 'verify', '--env-file', envFile, '--in', signedFile]);
+    const tampered = cli(['envelope', 'verify', '--file', envFile, '--in', signedFile]);
     expect(tampered).toMatchObject({ code: 1, stdout: 'signature mismatch\n' });
     writeFileSync(signedFile, JSON.stringify({ ...envelope, headers: { ...envelope.headers, 'stem-signature-key': 'gone' } }));
-    expect(cli(['envelope', 'verify', '--env-file', envFile, '--in', signedFile]).stdout).toBe('unknown signing key "gone"\n');
-    expect(cli(['envelope', 'verify', '--env-file', envFile, '--in', '-'], { input: JSON.stringify(V1) }).stdout).toBe('missing signature headers\n');
+    expect(cli(['envelope', 'verify', '--file', envFile, '--in', signedFile]).stdout).toBe('unknown signing key "gone"\n');
+    expect(cli(['envelope', 'verify', '--file', envFile, '--in', '-'], { input: JSON.stringify(V1) }).stdout).toBe('missing signature headers\n');
   });
 
   it('lint exits 1 on error-level findings and names them', () => {
     const file = join(dir, 'bad.env');
     writeFileSync(file, 'STEM_SIGNING_ALGORITHM=ed25519\nSTEM_SIGNING_KEYS=a:YWJj\nSTEM_SIGNING_ACTIVE_KEY=a\n');
-    const result = cli(['lint', '--env-file', file]);
+    const result = cli(['lint', file]);
     expect(result.code).toBe(1);
     expect(result.stdout).toMatch(/error SR002 STEM_SIGNING_PUBLIC_KEYS: algorithm is ed25519/);
   });
@@ -196,4 +196,19 @@ afterAll(() => {
   expect(stateFiles.length).toBeGreaterThan(2);
   expect(secrets.size).toBeGreaterThan(8);
   expect(findLeaks(secrets, [...outputs, ...stateFiles])).toEqual([]);
+});
+
+describe('flags Node does not own', () => {
+  it('lint and envelope take --file (or a positional): Node 20 would swallow --env-file, fail on a missing file and load an existing one into the environment', () => {
+    const dir = tempDir('stem-rotor-flags-');
+    const missing = cli(['lint', join(dir, 'nope.env')]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toBe(`stem-rotor: lint: ${join(dir, 'nope.env')}: file not found\n`);
+    writeFileSync(join(dir, 'w.env'), 'STEM_SIGNING_KEYS=primary:YW5vdGhlci1zZWNyZXQ=\nSTEM_SIGNING_ACTIVE_KEY=primary\nSTEM_ROTOR_CONFIG=/should/not/load.yaml\n');
+    expect(cli(['lint', '--file', join(dir, 'w.env'), '--json']).code).toBe(0);
+    expect(cli(['lint', join(dir, 'w.env')]).stdout).toContain('warning SR101 STEM_SIGNING_KEYS');
+    expect(cli(['lint']).stderr).toContain('lint needs the env file: stem-rotor lint FILE (or --file FILE)');
+    writeFileSync(join(dir, 'e.json'), JSON.stringify(V1));
+    expect(cli(['envelope', 'sign', '--file', join(dir, 'w.env'), '--in', join(dir, 'e.json')]).code).toBe(0);
+  });
 });

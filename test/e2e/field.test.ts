@@ -212,10 +212,10 @@ describe('env-file dialects survive byte for byte', () => {
     const check = run('check', 'demo');
     expect(check.code).toBe(2);
     expect(check.stdout).toContain('line 5 (STEM_SIGNING_KEYS): a docker reader sees a different value than written');
-    const lint = cli(['lint', '--env-file', path, '--dialect', 'docker']);
+    const lint = cli(['lint', path, '--dialect', 'docker']);
     expect(lint.code).toBe(1);
     expect(lint.stdout).toContain('error SR010 STEM_SIGNING_KEYS: line 5');
-    expect(cli(['lint', '--env-file', path]).code).toBe(0);
+    expect(cli(['lint', path]).code).toBe(0);
     const before = snapshotTree(dir);
     expect(run('rotate', 'start', 'demo').code).toBe(2);
     expect(snapshotTree(dir)).toEqual(before);
@@ -225,11 +225,11 @@ describe('env-file dialects survive byte for byte', () => {
     const { dir } = demo();
     const path = join(dir, 'workers.env');
     writeFileSync(path, readFileSync(path, 'utf8').replace(/STEM_SIGNING_ACTIVE_KEY=(\S+)/, 'STEM_SIGNING_ACTIVE_KEY=$1 # current'));
-    const lint = cli(['lint', '--env-file', path, '--dialect', 'systemd']);
+    const lint = cli(['lint', path, '--dialect', 'systemd']);
     expect(lint.code).toBe(1);
     expect(lint.stdout).toContain('SR010 STEM_SIGNING_ACTIVE_KEY: line 6: a systemd reader sees a different value than written');
     writeFileSync(path, readFileSync(path, 'utf8').replace('STEM_SIGNING_KEYS=', 'export STEM_SIGNING_KEYS='));
-    const exported = cli(['lint', '--env-file', path, '--dialect', 'systemd']);
+    const exported = cli(['lint', path, '--dialect', 'systemd']);
     expect(exported.code).toBe(2);
     expect(exported.stderr).toContain('line 5 (STEM_SIGNING_KEYS) starts with "export"; systemd EnvironmentFile ignores the whole line');
   });

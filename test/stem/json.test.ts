@@ -77,7 +77,7 @@ describe('envelope verify accepts what a Stem producer signed', () => {
     const signed = wire.replace('"headers":{}', `"headers":{"stem-signature":"${signature}","stem-signature-key":"primary"}`);
     writeFileSync(join(dir, 'signed.json'), signed);
     writeFileSync(join(dir, 'workers.env'), `STEM_SIGNING_KEYS=primary:${EXAMPLE_PRIMARY}\nSTEM_SIGNING_ACTIVE_KEY=primary\n`);
-    const verify = cli(['envelope', 'verify', '--env-file', join(dir, 'workers.env'), '--in', join(dir, 'signed.json')]);
+    const verify = cli(['envelope', 'verify', '--file', join(dir, 'workers.env'), '--in', join(dir, 'signed.json')]);
     expect(verify.stdout + verify.stderr).toContain('valid (key "primary")');
     expect(verify.code).toBe(0);
     const naive = createHmac('sha256', Buffer.from(EXAMPLE_PRIMARY, 'base64')).update(JSON.stringify(JSON.parse(canonical))).digest('base64');
@@ -85,7 +85,7 @@ describe('envelope verify accepts what a Stem producer signed', () => {
     // and signing it again keeps the literals and gives Stem's signature
     writeFileSync(join(dir, 'unsigned.json'), wire);
     writeFileSync(join(dir, 'producers.env'), `STEM_SIGNING_KEYS=primary:${EXAMPLE_PRIMARY}\nSTEM_SIGNING_ACTIVE_KEY=primary\n`);
-    const sign = cli(['envelope', 'sign', '--env-file', join(dir, 'producers.env'), '--in', join(dir, 'unsigned.json')]);
+    const sign = cli(['envelope', 'sign', '--file', join(dir, 'producers.env'), '--in', join(dir, 'unsigned.json')]);
     expect(sign.code).toBe(0);
     expect(sign.stdout).toContain('"args":{"amount":10.0,"orderId":9007199254740993,"rate":1e3,"zero":-0.0}');
     expect(sign.stdout).toContain(`"stem-signature":"${signature}"`);

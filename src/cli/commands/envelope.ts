@@ -8,16 +8,17 @@ import { print, type CommonOptions } from '../context.js';
 import { readEnvFile, readInput } from '../env-file.js';
 
 interface EnvelopeOptions extends CommonOptions {
-  readonly envFile: string;
+  /** The env file with STEM_SIGNING_* variables. */
+  readonly file: string;
   readonly in: string;
 }
 
 function load(options: EnvelopeOptions): { config: StemSigningConfig; envelope: Envelope } {
   let config: StemSigningConfig;
   try {
-    config = loadStemSigningConfig(readEnvFile(options.envFile));
+    config = loadStemSigningConfig(readEnvFile(options.file));
   } catch (error) {
-    if (error instanceof StemConfigError) throw new ConfigError(`--env-file ${options.envFile}: Stem would refuse this config: ${error.message}`);
+    if (error instanceof StemConfigError) throw new ConfigError(`--file ${options.file}: Stem would refuse this config: ${error.message}`);
     throw error;
   }
   let document: unknown;
@@ -38,7 +39,7 @@ export async function envelopeSignCommand(options: EnvelopeOptions): Promise<voi
   try {
     signed = signEnvelope(envelope, config);
   } catch (error) {
-    throw new ConfigError(`--env-file ${options.envFile}: ${(error as Error).message}`);
+    throw new ConfigError(`--file ${options.file}: ${(error as Error).message}`);
   }
   process.stdout.write(`${stringifyStemJson(envelopeToJson(signed), options.json ? 2 : undefined)}\n`);
 }
