@@ -123,11 +123,11 @@ export class KubernetesSecretProvider implements Provider {
       if (statusOf(error) === 409) throw new ConflictError(`target "${this.options.target}": ${this.location} was modified concurrently (resourceVersion ${resourceVersion} is stale)`);
       this.fail('update of', error);
     }
-    await this.restartDeployments();
     return { version: `rv:${written.metadata?.resourceVersion ?? ''}` };
   }
 
-  private async restartDeployments(): Promise<void> {
+  /** The rollout restart, a recorded step of its own: a crash or failure after the Secret update is retried on resume. */
+  async afterWrite(): Promise<void> {
     const names = this.options.restartDeployments ?? [];
     if (names.length === 0) return;
     const { apps, mergePatch } = await this.getClients();

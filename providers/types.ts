@@ -26,6 +26,11 @@ export interface Provider {
   read(fields: readonly string[]): Promise<TargetSnapshot>;
   /** Throws TargetContentError only when it refused before sending anything (the target is untouched). */
   write(request: WriteRequest): Promise<{ readonly version: string }>;
+  /**
+   * A step that must follow every verified write of this target (a rolling restart). The engine
+   * records it in the transition and runs it again on resume until it has succeeded once.
+   */
+  afterWrite?(): Promise<void>;
   /** Refuses, before any target of the command is written, a write that cannot succeed here. */
   preflightWrite?(): Promise<void>;
   /** Temp files that crashed writers left beside the target (they may hold keys), for `check`. */

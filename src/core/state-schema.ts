@@ -24,6 +24,7 @@ const writeRecord = z.object({
   writtenAt: time.optional(),
   verifiedAt: time.optional(),
   error: z.string().optional(),
+  afterWrite: z.enum(['pending', 'done']).optional(),
 });
 
 export const ringStateSchema = z.object({

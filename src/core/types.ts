@@ -36,6 +36,8 @@ export interface WriteRecord {
   readonly writtenAt?: string;
   readonly verifiedAt?: string;
   readonly error?: string;
+  /** The target's after-write step (a rolling restart): pending until it succeeded once. */
+  readonly afterWrite?: 'pending' | 'done';
 }
 
 export interface GateOutcome {

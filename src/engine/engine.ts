@@ -449,15 +449,29 @@ export class RingEngine {
       return saving;
     };
 
+    /** A verified write's after-write step (rolling restart): recorded pending, run, recorded done. */
+    const afterWrite = async (handle: TargetHandle, verified: WriteRecord): Promise<void> => {
+      if (!handle.provider.afterWrite || verified.afterWrite === 'done') return;
+      await save((s) => recordWrite(s, { ...verified, afterWrite: 'pending' }, this.now()));
+      await handle.provider.afterWrite();
+      await save((s) => recordWrite(s, { ...verified, afterWrite: 'done' }, this.now()));
+      this.progress(`${this.ring.name}/${handle.config.name}: after-write step done (${transition.kind})`);
+    };
+
     const writeOne = async (handle: TargetHandle): Promise<void> => {
       const name = handle.config.name;
       const previous = transition.writes[name];
       for (let attempt = 0; ; attempt += 1) {
         const read = latest.get(name) as TargetRead;
         if (holdsKeySet(read.observed, transition.desired, fingerprints)) {
-          const status = previous?.status === 'writing' || previous?.status === 'verified' ? 'verified' : 'unchanged';
-          await save((s) => recordWrite(s, { target: name, status, version: read.snapshot.version, fingerprints: fingerprintList(read.observed), verifiedAt: this.now() }, this.now()));
+          // Written by an earlier attempt of this transition (a failure after the write landed keeps writtenAt).
+          const written = previous?.status === 'writing' || previous?.status === 'verified' || (previous?.status === 'failed' && previous.writtenAt !== undefined);
+          const status = written ? 'verified' : 'unchanged';
+          const record: WriteRecord = { target: name, status, version: read.snapshot.version, fingerprints: fingerprintList(read.observed), verifiedAt: this.now(), ...(previous?.afterWrite ? { afterWrite: previous.afterWrite } : {}) };
+          await save((s) => recordWrite(s, record, this.now()));
           this.progress(`${this.ring.name}/${name}: ${status === 'unchanged' ? 'already holds the desired keys' : 'verified'} (${transition.kind})`);
+          // Resuming a write that landed: its after-write step may never have run, or failed.
+          if (status === 'verified') await afterWrite(handle, record);
           return;
         }
         assertWriteSafe(transition, read.observed, [...latest.values()].map((r) => r.observed));
@@ -483,8 +497,10 @@ export class RingEngine {
         if (!holdsKeySet(back.observed, transition.desired, fingerprints)) {
           throw new RotorError(`target "${name}": read-back after the write does not match (holds ${back.observed.keys.map((k) => `${k.id}=${k.fingerprint}`).join(',')}, active ${back.observed.activeKeyId ?? 'none'})`);
         }
-        await save((s) => recordWrite(s, { target: name, status: 'verified', version: back.snapshot.version, fingerprints: fingerprintList(back.observed), writtenAt: s.transition?.writes[name]?.writtenAt ?? this.now(), verifiedAt: this.now() }, this.now()));
+        const verified: WriteRecord = { target: name, status: 'verified', version: back.snapshot.version, fingerprints: fingerprintList(back.observed), writtenAt: state.transition?.writes[name]?.writtenAt ?? this.now(), verifiedAt: this.now() };
+        await save((s) => recordWrite(s, verified, this.now()));
         this.progress(`${this.ring.name}/${name}: verified ${back.snapshot.version}`);
+        await afterWrite(handle, verified);
         return;
       }
     };
@@ -493,7 +509,7 @@ export class RingEngine {
       const outcomes = await Promise.allSettled(handles.map((handle) => this.withRetries(() => writeOne(handle))));
       const failures = outcomes.flatMap((outcome, index) => (outcome.status === 'rejected' ? [{ target: (handles[index] as TargetHandle).config.name, error: (outcome.reason as Error).message }] : []));
       if (failures.length > 0) {
-        for (const failure of failures) await save((s) => recordWrite(s, { target: failure.target, status: 'failed', error: failure.error }, this.now()));
+        for (const failure of failures) await save((s) => recordFailure(s, failure.target, failure.error, this.now()));
         await this.audit(action, 'partial', { transition: transition.kind, failures });
         throw new PartialFailureError(`${transition.kind}: ${failures.length} of ${handles.length} targets failed (${failures.map((f) => `${f.target}: ${f.error}`).join('; ')}); re-run to converge`, failures);
       }
@@ -506,7 +522,7 @@ export class RingEngine {
           if (written.length === 0) throw error;
           const failure = { target: handle.config.name, error: (error as Error).message };
           await saving;
-          await save((s) => recordWrite(s, { target: failure.target, status: 'failed', error: failure.error }, this.now()));
+          await save((s) => recordFailure(s, failure.target, failure.error, this.now()));
           const untouched = handles.slice(index + 1).map((rest) => rest.config.name);
           await this.audit(action, 'partial', { transition: transition.kind, written, failures: [failure], notAttempted: untouched });
           throw new PartialFailureError(
@@ -601,6 +617,11 @@ export class RingEngine {
   private progress(line: string): void {
     this.deps.progress?.(line);
   }
+}
+
+/** A failed target keeps what its record knew (when it was written, a pending after-write step). */
+function recordFailure(state: RingState, target: string, error: string, now: string): RingState {
+  return recordWrite(state, { ...state.transition?.writes[target], target, status: 'failed', error }, now);
 }
 
 /** Every key the transition writes has material (its generated key excepted: that is made when applied). */

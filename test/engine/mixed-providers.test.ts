@@ -144,6 +144,24 @@ describe('a ring spanning dotenv, Vault, Kubernetes and AWS Secrets Manager', ()
     }
   });
 
+  it('a rollout restart that fails after the Secret was updated is a recorded step: the resumed command restarts, never skips it', async () => {
+    const { engine, store, kubeConfig, key } = setup('stem/restart');
+    kube.forbidden.add('patch deployments/beat');
+    const error = await engine().start().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(PartialFailureError);
+    expect((error as Error).message).toMatch(/failed beat \(target "beat": rollout restart of deployment stem\/beat after writing .*forbidden/);
+    const beat = () => kube.deployments.get('stem/beat')?.body.spec as { template: { metadata?: { annotations?: Record<string, string> } } };
+    expect(beat().template.metadata?.annotations?.['kubectl.kubernetes.io/restartedAt']).toBeUndefined();
+    expect([...kubeConfig().verificationKeys.keys()]).toHaveLength(2); // the Secret itself was written
+    expect((await store.load('mixed'))?.transition?.writes.beat).toMatchObject({ status: 'failed', afterWrite: 'pending' });
+    kube.forbidden.delete('patch deployments/beat');
+    const resumed = await engine().advance();
+    expect(resumed.outcome).toBe('resumed');
+    expect(beat().template.metadata?.annotations?.['kubectl.kubernetes.io/restartedAt']).toBeDefined();
+    expect((await store.load('mixed'))?.transition).toBeNull();
+    expect([...kubeConfig().verificationKeys.keys()]).toEqual([key.id, resumed.newKey?.id]);
+  });
+
   it('a Vault secret changed by someone else mid-rotation is detected and never overwritten blindly', async () => {
     const { clock, engine } = setup('stem/tamper');
     await engine().start();

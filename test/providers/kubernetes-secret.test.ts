@@ -48,10 +48,12 @@ describe('kubernetes-secret provider', () => {
     await expect(target.write({ set: { STEM_SIGNING_ACTIVE_KEY: 'k2' }, expectedVersion: snapshot.version, idempotencyKey: 'x' })).rejects.toThrow(/expected rv:/);
   });
 
-  it('rolls listed Deployments after a write with the kubectl restartedAt annotation (merge patch)', async () => {
+  it('rolls listed Deployments as its after-write step with the kubectl restartedAt annotation (merge patch); the write alone does not', async () => {
     const target = provider({ restartDeployments: ['workers'] });
     const snapshot = await target.read(FIELDS);
     await target.write({ set: { STEM_SIGNING_ACTIVE_KEY: 'k2' }, expectedVersion: snapshot.version, idempotencyKey: 'x' });
+    expect(kube.requests.some((r) => r.method === 'PATCH')).toBe(false);
+    await target.afterWrite?.();
     const spec = kube.deployments.get('stem/workers')?.body.spec as { template: { metadata: { annotations: Record<string, string> } } };
     expect(spec.template.metadata.annotations['kubectl.kubernetes.io/restartedAt']).toBe('2026-11-28T10:00:00.000Z');
     expect(kube.requests.find((r) => r.method === 'PATCH')?.contentType).toMatch(/^application\/merge-patch\+json/);
