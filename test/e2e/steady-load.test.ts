@@ -8,27 +8,13 @@
 import { spawn } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { BIN, findLeaks, outputs } from '../helpers/cli.js';
-import { RedisServer, killProcess } from '../helpers/redis-server.js';
+import { killProcess, redisForTests } from '../helpers/redis-server.js';
 import { stemDemo } from '../helpers/stem-demo.js';
 import { SimulatedWorker, StemFleet, loadEnvFile } from '../helpers/stem-fleet.js';
 
-let server: RedisServer;
-let broker: Redis;
-let backend: Redis;
-
-beforeAll(async () => {
-  server = await new RedisServer().start();
-  broker = server.client(0);
-  backend = server.client(1);
-});
-afterAll(async () => {
-  broker.disconnect();
-  backend.disconnect();
-  await server.stop();
-});
+const redis = redisForTests();
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -47,14 +33,14 @@ interface FleetRun {
  * `restartProducer: false` models a producer nobody restarts.
  */
 async function runFleet(options: { readonly budgetMs: number; readonly restartDelayMs: number; readonly restartProducer: boolean }): Promise<FleetRun> {
-  await broker.flushall();
-  await backend.flushall();
-  const demo = stemDemo(server, 'stem-rotor-load-', (config) =>
+  await redis.broker.flushall();
+  await redis.backend.flushall();
+  const demo = stemDemo(redis.server, 'stem-rotor-load-', (config) =>
     config
       .replace('maxAge: 30d', 'maxAge: 1ms')
       .replace('propagate: 3s', 'propagate: 1s')
       .replace('drain: 3s', 'drain: 1s')
-      .replace(`        url: ${server.url(0)}\n`, `        url: ${server.url(0)}\n      backend:\n        url: ${server.url(1)}\n      heartbeatInterval: 1s\n`)
+      .replace(`        url: ${redis.server.url(0)}\n`, `        url: ${redis.server.url(0)}\n      backend:\n        url: ${redis.server.url(1)}\n      heartbeatInterval: 1s\n`)
       .replace(
         /    gates:\n[\s\S]*?\n    stem:/,
         [
@@ -68,7 +54,7 @@ async function runFleet(options: { readonly budgetMs: number; readonly restartDe
   const producersPath = join(demo.dir, 'producers.env');
   const workersPath = join(demo.dir, 'workers.env');
   const initialKey = loadEnvFile(producersPath).activeKeyId;
-  const fleet = new StemFleet(broker, backend);
+  const fleet = new StemFleet(redis.broker, redis.backend);
   let producer = loadEnvFile(producersPath);
   const workers = [new SimulatedWorker(fleet, 'worker-1', workersPath, 1001), new SimulatedWorker(fleet, 'worker-2', workersPath, 1002)];
   const totals = { enqueued: 0, ok: 0, dead: 0, restarts: 0 };
@@ -157,7 +143,7 @@ describe('steady load', () => {
     const run = await runFleet({ budgetMs: 60_000, restartDelayMs: 2000, restartProducer: true });
     expect(run.finished, `the ring did not complete a rotation in 60 s; run log:\n${run.log.slice(-3000)}`).toBe(true);
     expect(run.totals.dead).toBe(0);
-    expect(await broker.keys('stem:dead:*')).toEqual([]);
+    expect(await redis.broker.keys('stem:dead:*')).toEqual([]);
     expect(run.totals.enqueued).toBeGreaterThan(2000);
     expect(run.totals.ok).toBeGreaterThan(run.totals.enqueued * 0.9);
     expect(run.totals.restarts).toBeGreaterThanOrEqual(5); // both files changed at add-new, activate and drop

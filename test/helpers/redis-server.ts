@@ -2,6 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
+import { afterAll, beforeAll } from 'vitest';
 import { tempDir } from './fs.js';
 
 export async function freePort(): Promise<number> {
@@ -85,4 +86,28 @@ export class RedisServer {
   client(db = 0, options: { password?: string; username?: string } = {}): Redis {
     return new Redis({ port: this.port, host: '127.0.0.1', db, ...options });
   }
+}
+
+export interface RedisForTests {
+  server: RedisServer;
+  /** DB 0: Stem's broker. */
+  broker: Redis;
+  /** DB 1: Stem's result backend. */
+  backend: Redis;
+}
+
+/** A redis-server for the calling test file, started before its tests and stopped after them. */
+export function redisForTests(): RedisForTests {
+  const live = {} as RedisForTests;
+  beforeAll(async () => {
+    live.server = await new RedisServer().start();
+    live.broker = live.server.client(0);
+    live.backend = live.server.client(1);
+  });
+  afterAll(async () => {
+    live.broker?.disconnect();
+    live.backend?.disconnect();
+    await live.server?.stop();
+  });
+  return live;
 }
