@@ -12,10 +12,13 @@ const program = new Command('stem-rotor')
   .exitOverride()
   .showHelpAfterError('(run with --help for usage)');
 
+function json(command: Command): Command {
+  return command.option('--json', 'machine-readable output on stdout');
+}
+
+/** Options of every command that reads the config. */
 function common(command: Command): Command {
-  return command
-    .option('--config <file>', 'config file (default: $STEM_ROTOR_CONFIG or ./stem-rotor.yaml)')
-    .option('--json', 'machine-readable output on stdout');
+  return json(command).option('--config <file>', 'config file (default: $STEM_ROTOR_CONFIG, else ./stem-rotor.yaml, .yml or .json)');
 }
 
 function collect(value: string, previous: string[]): string[] {
@@ -75,8 +78,7 @@ common(program.command('audit').description('the audit trail').argument('[ring]'
     process.exitCode = await auditCommand(ring, options);
   });
 
-program
-  .command('init')
+json(program.command('init'))
   .description('write a runnable local example (ring "demo" on dotenv files + file store)')
   .requiredOption('--dir <dir>', 'where to write it')
   .option('--force', 'overwrite existing files')
@@ -89,6 +91,7 @@ program
   .command('keys')
   .description('key material')
   .command('generate')
+  .option('--json', 'the variables as a JSON object on stdout')
   .description('print STEM_SIGNING_* lines for one fresh key')
   .addOption(new Option('--algorithm <algorithm>', 'signing algorithm').choices(['hmac-sha256', 'ed25519']).default('hmac-sha256'))
   .option('--id <id>', 'key id (default key-<yyyymmdd>-<hex>)')
@@ -100,14 +103,14 @@ program
 
 const envelope = program.command('envelope').description('sign and verify Stem envelopes byte-compatibly');
 // `--file`, not `--env-file`: Node 20 takes --env-file for itself anywhere on its command line.
-common(envelope.command('sign').description("sign an envelope (Stem's Envelope.toJson shape) with the env file's active key"))
+json(envelope.command('sign').description("sign an envelope (Stem's Envelope.toJson shape) with the env file's active key"))
   .requiredOption('--file <env-file>', 'env file with STEM_SIGNING_* variables')
   .requiredOption('--in <file>', 'envelope JSON file, or - for stdin')
   .action(async (options) => {
     const { envelopeSignCommand } = await import('./commands/envelope.js');
     await envelopeSignCommand(options);
   });
-common(envelope.command('verify').description('verify as a Stem worker with that env file would; exit 1 with its failure message'))
+json(envelope.command('verify').description('verify as a Stem worker with that env file would; exit 1 with its failure message'))
   .requiredOption('--file <env-file>', 'env file with STEM_SIGNING_* variables')
   .requiredOption('--in <file>', 'envelope JSON file, or - for stdin')
   .action(async (options) => {
@@ -144,7 +147,7 @@ common(broadcast.command('resign').description('re-sign old-key broadcasts a con
     await broadcastResignCommand(ring, channel, options);
   });
 
-common(program.command('lint').description('lint the STEM_SIGNING_* variables of an env file').argument('[env-file]'))
+json(program.command('lint').description('lint the STEM_SIGNING_* variables of an env file').argument('[env-file]'))
   .option('--file <env-file>', 'the env file (or give it as the argument)')
   .addOption(new Option('--dialect <reader>', 'who reads the file').choices(['dotenv', 'docker', 'systemd']).default('dotenv'))
   .action(async (file: string | undefined, options) => {
@@ -158,7 +161,9 @@ function wantsJson(): boolean {
 
 function report(error: unknown): number {
   if (error instanceof CommanderError) {
-    if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') return ExitCode.ok;
+    // Help asked for is success; help shown because no command was given is a usage error.
+    const bare = process.argv.length <= 2;
+    if (!bare && (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help')) return ExitCode.ok;
     return ExitCode.usage;
   }
   if (isRotorError(error)) {

@@ -1,6 +1,6 @@
 /** What every ring command needs: the config, the store, an engine per ring. */
 import { systemClock } from '../clock.js';
-import { DEFAULT_CONFIG_FILE, findRing, loadConfig, type Config } from '../config/load.js';
+import { defaultConfigFile, findRing, loadConfig, type Config } from '../config/load.js';
 import { RingEngine } from '../engine/engine.js';
 import { createFileStore } from '../store/file.js';
 import type { StateStore } from '../store/types.js';
@@ -20,7 +20,7 @@ export interface Context {
 }
 
 export function configPath(options: CommonOptions): string {
-  return options.config ?? process.env.STEM_ROTOR_CONFIG ?? DEFAULT_CONFIG_FILE;
+  return options.config ?? process.env.STEM_ROTOR_CONFIG ?? defaultConfigFile();
 }
 
 const openStores: StateStore[] = [];

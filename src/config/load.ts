@@ -7,7 +7,12 @@ import { ConfigError } from '../errors.js';
 import { resolvePath } from '../files/regular.js';
 import { configSchema, defaultGates, targetLocation, type RawConfig, type RingConfig, type StoreConfig, type TargetConfig } from './schema.js';
 
-export const DEFAULT_CONFIG_FILE = 'stem-rotor.yaml';
+/** Looked for in the working directory, in this order, when no config is named. */
+export const DEFAULT_CONFIG_FILES = ['stem-rotor.yaml', 'stem-rotor.yml', 'stem-rotor.json'] as const;
+
+export function defaultConfigFile(): string {
+  return DEFAULT_CONFIG_FILES.find((file) => statSync(file, { throwIfNoEntry: false })?.isFile()) ?? DEFAULT_CONFIG_FILES[0];
+}
 
 export interface Config {
   readonly path: string;

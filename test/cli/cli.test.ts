@@ -1,5 +1,6 @@
 /** End to end through the built binary: a user's whole session, then a secret-leak scan of everything it produced. */
-import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../helpers/fs.js';
@@ -212,3 +213,33 @@ describe('flags Node does not own', () => {
     expect(cli(['envelope', 'sign', '--file', join(dir, 'w.env'), '--in', join(dir, 'e.json')]).code).toBe(0);
   });
 });
+
+describe('the README holds everywhere', () => {
+  it('bare stem-rotor is a usage error; --help is not', () => {
+    const bare = cli([]);
+    expect(bare.code).toBe(2);
+    expect(bare.stdout + bare.stderr).toContain('Usage: stem-rotor');
+    expect(cli(['--help']).code).toBe(0);
+  });
+
+  it('finds stem-rotor.yml and stem-rotor.json when no config is named; audit of an unknown ring is exit 2', () => {
+    const dir = tempDir('stem-rotor-discover-');
+    expect(cli(['init', '--dir', dir, '--json']).stdout).toContain('"activeKeyId"');
+    renameSync(join(dir, 'stem-rotor.yaml'), join(dir, 'stem-rotor.yml'));
+    expect(cli(['status', 'demo'], { cwd: dir }).code).toBe(0);
+    writeFileSync(join(dir, 'stem-rotor.json'), JSON.stringify(parseYaml(readFileSync(join(dir, 'stem-rotor.yml'), 'utf8'))));
+    renameSync(join(dir, 'stem-rotor.yml'), join(dir, 'stem-rotor.yml.bak'));
+    expect(cli(['status', 'demo'], { cwd: dir }).code).toBe(0);
+    const unknown = cli(['audit', 'nosuch'], { cwd: dir });
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('unknown ring "nosuch"');
+  });
+
+  it('keys generate --json; lint and envelope take no --config they would ignore', () => {
+    const generated = JSON.parse(cli(['keys', 'generate', '--json', '--id', 'k1']).stdout);
+    expect(Object.keys(generated)).toEqual(['STEM_SIGNING_ALGORITHM', 'STEM_SIGNING_KEYS', 'STEM_SIGNING_ACTIVE_KEY']);
+    expect(generated.STEM_SIGNING_ACTIVE_KEY).toBe('k1');
+    expect(cli(['lint', '/dev/null', '--config', 'x.yaml']).stderr).toContain("unknown option '--config'");
+  });
+});
+

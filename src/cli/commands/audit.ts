@@ -1,3 +1,4 @@
+import { findRing } from '../../config/load.js';
 import { createContext, print, type CommonOptions } from '../context.js';
 
 /** Lists the trail (torn records are reported on stderr and skipped); `--verify` walks the hash chain: exit 1 at a break. */
@@ -14,6 +15,7 @@ export async function auditCommand(ring: string | undefined, options: CommonOpti
     );
     return report.firstBreak ? 1 : 0;
   }
+  if (ring !== undefined) findRing(context.config, ring); // an unknown ring is a usage error, not an empty trail
   const { events, problems } = await context.store.readAudit(ring);
   for (const problem of problems) process.stderr.write(`stem-rotor: warning: ${problem.at}: ${problem.problem}\n`);
   print(options, events, () =>

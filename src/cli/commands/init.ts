@@ -45,7 +45,7 @@ STEM_SIGNING_ACTIVE_KEY=${activeId}
 `;
 }
 
-export async function initCommand(options: { readonly dir: string; readonly force?: boolean }): Promise<void> {
+export async function initCommand(options: { readonly dir: string; readonly force?: boolean; readonly json?: boolean }): Promise<void> {
   const dir = resolve(options.dir);
   const files = { config: join(dir, 'stem-rotor.yaml'), producers: join(dir, 'producers.env'), workers: join(dir, 'workers.env') };
   const existing = Object.values(files).filter((file) => existsSync(file));
@@ -57,5 +57,6 @@ export async function initCommand(options: { readonly dir: string; readonly forc
   writeFileSync(files.config, CONFIG, { mode: 0o644 });
   writeFileSync(files.producers, envFile('producer', keysLine, id), { mode: 0o600 });
   writeFileSync(files.workers, envFile('worker', keysLine, id), { mode: 0o600 });
-  process.stdout.write(`wrote ${files.config}, ${files.producers}, ${files.workers}\nactive key ${id}\nnext: stem-rotor status demo --config ${files.config}\n`);
+  const next = `stem-rotor status demo --config ${files.config}`;
+  process.stdout.write(options.json ? `${JSON.stringify({ files, activeKeyId: id, next }, null, 2)}\n` : `wrote ${files.config}, ${files.producers}, ${files.workers}\nactive key ${id}\nnext: ${next}\n`);
 }

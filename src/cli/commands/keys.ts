@@ -8,6 +8,7 @@ export interface KeysGenerateOptions {
   readonly algorithm?: string;
   readonly id?: string;
   readonly out?: string;
+  readonly json?: boolean;
 }
 
 /** The lines a fresh Stem config needs; this is the one command whose job is to print key material. */
@@ -28,7 +29,9 @@ export async function keysGenerateCommand(options: KeysGenerateOptions): Promise
           `${STEM_ENV.privateKeys}=${formatKeyList([{ id, material: secret }])}`,
           `${STEM_ENV.activeKey}=${id}`,
         ];
-  const text = `${lines.join('\n')}\n`;
+  const text = options.json
+    ? `${JSON.stringify(Object.fromEntries(lines.map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)])), null, 2)}\n`
+    : `${lines.join('\n')}\n`;
   if (options.out) {
     try {
       writeFileSync(options.out, text, { mode: 0o600, flag: 'wx' });
