@@ -419,7 +419,8 @@ export class RingEngine {
       await this.deps.store.save(planned, lease);
       await this.audit(action, 'planned', { transition: transition.kind, transitionId: transition.id, from: transition.from, desired: transition.desired, gates, ...(options.reason ? { reason: options.reason } : {}) });
       const done = await this.execute(planned, lease, action);
-      return this.result(action, 'done', done.state, transition, gates, done.writes, `${transition.kind}: ring is now ${phaseOf(done.state)}`);
+      const finish = transition.kind === 'rollback' ? `; ACTIVE is the old key again — the abort finishes (the new key is removed) with \`stem-rotor rotate advance ${this.ring.name}\` once the drop gates pass` : '';
+      return this.result(action, 'done', done.state, transition, gates, done.writes, `${transition.kind}: ring is now ${phaseOf(done.state)}${finish}`);
     });
   }
 
@@ -655,6 +656,12 @@ export function mergeMaterial(reads: readonly TargetRead[]): Map<string, KeyMate
 }
 
 function blocked(ring: string, action: string, gates: readonly GateOutcome[]): GateBlockedError {
-  const reasons = gates.filter((gate) => gate.verdict !== 'pass' && !gate.overridden).map((gate) => `${gate.name} (${gate.verdict}): ${gate.reason}`);
-  return new GateBlockedError(`ring "${ring}": ${action} blocked by ${reasons.length} gate(s):\n  - ${reasons.join('\n  - ')}`, reasons);
+  const holding = gates.filter((gate) => gate.verdict !== 'pass' && !gate.overridden);
+  const reasons = holding.map((gate) => `${gate.name} (${gate.verdict}): ${gate.reason}`);
+  const command = `stem-rotor rotate ${action === 'run' ? 'advance' : action} ${ring}`;
+  const next = [
+    `next: once the evidence changes, run \`${command}\` again (\`stem-rotor run\` retries by itself when autoAdvance is on); \`stem-rotor status ${ring}\` shows each gate's evidence`,
+    `or, if you know better than the evidence: \`${command} --override ${holding[0]?.name ?? 'GATE'} --reason "…"\` (once per gate; audited)`,
+  ];
+  return new GateBlockedError(`ring "${ring}": ${action} blocked by ${reasons.length} gate(s):\n  - ${reasons.join('\n  - ')}\n${next.join('\n')}`, reasons);
 }

@@ -9,7 +9,7 @@ export function createApprovalGate(options: { readonly name: string }): Gate {
     async evaluate(context: GateContext): Promise<GateResult> {
       return context.approved
         ? { name: options.name, verdict: 'pass', reason: 'approved by the operator (--approve)' }
-        : { name: options.name, verdict: 'wait', reason: 'needs a human: run `stem-rotor rotate advance <ring> --approve`' };
+        : { name: options.name, verdict: 'wait', reason: `needs a human: run \`stem-rotor rotate advance ${context.ring.name} --approve\`` };
     },
   };
 }

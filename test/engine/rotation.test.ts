@@ -100,7 +100,10 @@ describe('a full HMAC rotation on dotenv targets', () => {
     const h = createHarness({ gates: { beforeActivate: [{ type: 'approval' }], beforeDrop: [] } });
     const engine = h.engine();
     await engine.start();
-    await expect(engine.advance()).rejects.toThrow(/blocked/);
+    const error = await engine.advance().catch((e: unknown) => e as Error);
+    expect(error.message).toContain('approval (wait): needs a human: run `stem-rotor rotate advance ring --approve`');
+    expect(error.message).toContain('next: once the evidence changes, run `stem-rotor rotate advance ring` again');
+    expect(error.message).toContain('`stem-rotor rotate advance ring --override approval --reason "…"`');
     expect((await engine.advance({ approve: true })).phase).toBe('activated');
     expect((await engine.advance()).phase).toBe('stable');
   });
@@ -178,9 +181,10 @@ describe('abort', () => {
     await engine.advance();
     const rolledBack = await engine.abort();
     expect(rolledBack.phase).toBe('added');
+    expect(rolledBack.message).toContain('the abort finishes (the new key is removed) with `stem-rotor rotate advance ring` once the drop gates pass');
     expect(keyIds(h, 'workers')).toEqual({ keys: [h.initialKey.id, newId], active: h.initialKey.id });
     expect((await engine.status()).rotation?.aborting).toBe(true);
-    await expect(engine.abort()).rejects.toBeInstanceOf(GateBlockedError);
+    await expect(engine.abort()).rejects.toThrow(/abort blocked by 1 gate\(s\):[\s\S]*run `stem-rotor rotate abort ring` again/);
     h.clock.increment(60 * MINUTE);
     const finished = await engine.advance();
     expect(finished.phase).toBe('stable');
