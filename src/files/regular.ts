@@ -4,7 +4,7 @@
  * read-only or on a read-only mount (refused before anything is written), possibly not a regular
  * file at all (a FIFO must never hang a command).
  */
-import { accessSync, closeSync, constants, fchmodSync, fchownSync, fstatSync, fsyncSync, openSync, readFileSync, realpathSync, renameSync, unlinkSync, writeFileSync, type Stats } from 'node:fs';
+import { accessSync, closeSync, constants, fchmodSync, fchownSync, fstatSync, fsyncSync, lstatSync, openSync, readFileSync, readlinkSync, realpathSync, renameSync, unlinkSync, writeFileSync, type Stats } from 'node:fs';
 import { dirname } from 'node:path';
 import { ConfigError, RotorError, asIoError } from '../errors.js';
 import { tempPathFor } from './temp.js';
@@ -42,7 +42,10 @@ export function readRegularFile(path: string, what: string): RegularFile {
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new ConfigError(`${what}: ${path}: file not found`);
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+      const link = lstatSync(path, { throwIfNoEntry: false })?.isSymbolicLink() ? readlinkSync(path) : null;
+      throw new ConfigError(link === null ? `${what}: ${path}: file not found` : `${what}: ${path} is a link to ${link}, which does not exist`);
+    }
     throw asIoError(error, 'read', path);
   }
   try {

@@ -187,8 +187,11 @@ describe('dotenv provider on real files', () => {
     child.kill('SIGKILL');
   });
 
-  it('a missing file is a clear error', async () => {
+  it('a missing file, or a link to one, is a clear error', async () => {
     const provider = createDotenvProvider({ target: 'gone', path: '/nonexistent/app.env' });
     await expect(provider.read(FIELDS)).rejects.toThrow('target "gone": /nonexistent/app.env: file not found');
+    const dir = tempDir();
+    symlinkSync('moved/app.env', join(dir, 'app.env'));
+    await expect(createDotenvProvider({ target: 'dangling', path: join(dir, 'app.env') }).read(FIELDS)).rejects.toThrow(`target "dangling": ${join(dir, 'app.env')} is a link to moved/app.env, which does not exist`);
   });
 });
