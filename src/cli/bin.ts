@@ -6,6 +6,14 @@
 import { Command, CommanderError, Option } from 'commander';
 import { ExitCode, GateBlockedError, InternalError, IoError, PartialFailureError, isExpectedIoError, isRotorError } from '../errors.js';
 
+// Node's and libraries' warnings (the AWS SDK's NodeVersionSupportWarning) in stem-rotor's own log
+// format, so stderr stays JSON lines when it is not a terminal.
+process.removeAllListeners('warning');
+process.on('warning', (warning) => {
+  const message = `${warning.name}: ${warning.message.replace(/\s+/g, ' ').trim()}`;
+  process.stderr.write(process.stderr.isTTY ? `warning: ${message}\n` : `${JSON.stringify({ level: 40, time: new Date().toISOString(), name: 'stem-rotor', msg: message })}\n`);
+});
+
 const program = new Command('stem-rotor')
   .description('Signing-key rotation orchestrator for Stem: add-new → activate → drop-old, gated on evidence.')
   .version('0.1.0')

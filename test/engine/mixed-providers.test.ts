@@ -191,6 +191,19 @@ describe('a ring spanning dotenv, Vault, Kubernetes and AWS Secrets Manager', ()
   });
 });
 
+describe('stderr stays machine-readable', () => {
+  it("library warnings (the AWS SDK's NodeVersionSupportWarning) come out as JSON log lines like everything else", async () => {
+    const { dir } = setup('stem/warnings');
+    const env = { VAULT_TOKEN: 'root-token', AWS_ACCESS_KEY_ID: 'AKIATEST', AWS_SECRET_ACCESS_KEY: 'test-secret' };
+    const result = await cliAsync(['rotate', 'start', 'mixed', '--config', join(dir, 'stem-rotor.json')], { env });
+    expect(result.code, result.stderr).toBe(0);
+    const lines = result.stderr.split('\n').filter((line) => line.trim() !== '');
+    expect(lines.length).toBeGreaterThan(0);
+    for (const line of lines) expect(() => JSON.parse(line), line).not.toThrow();
+    expect(lines.some((line) => (JSON.parse(line) as { msg: string }).msg.includes('NodeVersionSupportWarning'))).toBe(process.versions.node.startsWith('20.'));
+  });
+});
+
 class Crash extends Error {}
 
 /** After a crash nothing the dead process does takes effect, and it never releases its lease. */
