@@ -6,6 +6,8 @@ import { Counter, Gauge, Registry } from 'prom-client';
 import type { StatusReport } from '../engine/status.js';
 
 export interface DaemonMetrics {
+  /** Where it actually listens (`host:port`; the port is the real one when 0 was asked for). */
+  readonly address: string;
   recordPass(results: readonly { ring: string; outcome: string; writes?: number }[], statuses: readonly StatusReport[]): void;
   close(): Promise<void>;
 }
@@ -45,7 +47,10 @@ export async function serveMetrics(listen: string, health: () => Promise<{ ok: b
     server.listen(port, host, resolve);
   });
 
+  const bound = server.address();
+  const address = typeof bound === 'object' && bound !== null ? `${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}` : String(bound);
   return {
+    address,
     recordPass(results, statuses) {
       for (const result of results) {
         runs.inc({ ring: result.ring, outcome: result.outcome });

@@ -33,7 +33,7 @@ describe('run --interval daemon', () => {
     daemon.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     try {
       const health = await poll(`http://127.0.0.1:${port}/healthz`, (_text, status) => status === 200);
-      expect(health.text).toMatch(/^ok: store and signal sources of 1 rings reachable/);
+      expect(health.text).toMatch(/^ok: store and signal sources of 1 ring reachable/);
       const metrics = await poll(`http://127.0.0.1:${port}/metrics`, (text) => /stem_rotor_ring_phase\{ring="demo",phase="activated"\} 1/.test(text));
       expect(metrics.text).toMatch(/stem_rotor_active_key_age_seconds\{ring="demo"\} \d+/);
       expect(metrics.text).toMatch(/stem_rotor_runs_total\{ring="demo",outcome="done"\} [1-9]/);
@@ -43,6 +43,7 @@ describe('run --interval daemon', () => {
       daemon.kill('SIGTERM');
       expect(await exit).toBe(0);
       expect(stderr).toContain('SIGTERM: finishing the ring in progress, then exiting');
+      expect(stderr).toContain(`serving /metrics and /healthz on http://127.0.0.1:${port}`);
       const lease = JSON.parse(readFileSync(join(dir, 'state', 'rings', 'demo.lease'), 'utf8')) as { expiresAt: string };
       expect(Date.parse(lease.expiresAt)).toBeLessThanOrEqual(Date.now());
     } finally {

@@ -59,7 +59,7 @@ async function health(options: RunOptions): Promise<{ ok: boolean; detail: strin
         await redis.close();
       }
     }
-    return { ok: true, detail: `store and signal sources of ${context.config.rings.length} rings reachable` };
+    return { ok: true, detail: `store and signal sources of ${context.config.rings.length} ring${context.config.rings.length === 1 ? '' : 's'} reachable` };
   } finally {
     await context.close();
   }
@@ -92,6 +92,7 @@ export async function runCommand(options: RunOptions): Promise<number> {
   }
   const { serveMetrics } = options.listen ? await import('../metrics.js') : { serveMetrics: null };
   const metrics = serveMetrics && options.listen ? await serveMetrics(options.listen, () => health(options)) : null;
+  if (metrics) log.info(`serving /metrics and /healthz on http://${metrics.address}`);
   try {
     for (;;) {
       const { outcomes, statuses } = await runPass(options, log, () => stopping, metrics !== null);
