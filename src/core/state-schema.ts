@@ -27,7 +27,7 @@ const writeRecord = z.object({
   afterWrite: z.enum(['pending', 'done']).optional(),
 });
 
-export const ringStateSchema = z.object({
+const ringStateSchema = z.object({
   schema: z.literal(1),
   ring: z.string().min(1),
   algorithm: z.enum(ALGORITHMS),

@@ -32,8 +32,11 @@ function procStart(pid: number): string | undefined {
 
 let self: ProcessIdentity | undefined;
 
-export function currentProcess(now: Date = new Date()): ProcessIdentity {
-  self ??= { pid: process.pid, host: hostname(), ...(procStart(process.pid) ? { procStart: procStart(process.pid) as string } : {}), startedAt: now.toISOString() };
+export function currentProcess(): ProcessIdentity {
+  if (!self) {
+    const start = procStart(process.pid);
+    self = { pid: process.pid, host: hostname(), ...(start ? { procStart: start } : {}), startedAt: new Date().toISOString() };
+  }
   return self;
 }
 

@@ -136,8 +136,11 @@ export function createStemSignersGate(options: StemSignersOptions): Gate {
         offending,
       };
       const carry = { [options.name]: progress };
-      // A queue whose newest old-key envelope is followed by new-key ones had its signer restarted.
-      const still = offending.filter((queue) => !progress.lastNewKey[queue.queue] || (progress.lastNewKey[queue.queue] as string) <= queue.last);
+      // A queue's signer restarted when new-key envelopes followed its newest old-key one and no old-key
+      // envelope came for a whole grace period since: two producers on one queue, one never restarted,
+      // interleave and must keep blocking.
+      const quietSince = new Date(context.now.getTime() - options.graceMs).toISOString();
+      const still = offending.filter((queue) => !progress.lastNewKey[queue.queue] || (progress.lastNewKey[queue.queue] as string) <= queue.last || queue.last > quietSince);
       if (still.length > 0) {
         const described = still.map((queue) => `${queue.count} on ${queue.queue} signed with ${queue.keyIds.map((id) => `"${id}"`).join(', ')} (first ${queue.first}, last ${queue.last})`);
         return {
@@ -149,7 +152,7 @@ export function createStemSignersGate(options: StemSignersOptions): Gate {
       if (progress.newKey === 0 && offending.length === 0 && !options.allowIdle) {
         return { ...verdict('unknown', `no signed envelope was enqueued since ${windowStart.toISOString()}: nothing proves every signer switched (set allowIdle on the gate for a fleet that may be idle)`, evidence), carry };
       }
-      const recovered = offending.length > 0 ? ` (${offending.map((queue) => queue.queue).join(', ')} had old-key envelopes, followed by new-key ones: their signers restarted)` : '';
+      const recovered = offending.length > 0 ? ` (${offending.map((queue) => queue.queue).join(', ')} had old-key envelopes, followed by new-key ones and none since: their signers restarted)` : '';
       return { ...verdict('pass', `all ${progress.newKey} signed envelopes enqueued since ${windowStart.toISOString()} carry "${rotation.newKeyId}"${recovered}`, evidence), carry };
     },
   };

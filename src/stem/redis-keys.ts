@@ -7,7 +7,6 @@ export function stemKeys(namespace: string) {
     /** Broadcast channel streams: `<ns>:broadcast:<channel>`; channels may contain `:` (never split on it). */
     broadcastPattern: `${namespace}:broadcast:*`,
     broadcast: (channel: string) => `${namespace}:broadcast:${channel}`,
-    channelOf: (key: string) => (key.startsWith(`${namespace}:broadcast:`) ? key.slice(`${namespace}:broadcast:`.length) : null),
     heartbeatSet: `${namespace}:worker:heartbeats`,
     heartbeat: (workerId: string) => `${namespace}:worker:heartbeat:${workerId}`,
     /** Priority 0 is the bare stream; 1..9 get a `:pN` suffix. */

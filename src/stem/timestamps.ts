@@ -10,7 +10,7 @@ const WALL = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+)
 /** The westernmost offset in use: a wall-clock time there is the latest UTC instant it can denote. */
 const LATEST_OFFSET_MS = -12 * 3_600_000;
 
-export function isZoneLess(text: string): boolean {
+function isZoneLess(text: string): boolean {
   return !ZONE.test(text.trim());
 }
 

@@ -120,6 +120,7 @@ describe('a Stem fleet rotated by run --once', () => {
 
     f.restartProducer();
     for (const worker of f.workers) worker.restart();
+    await sleep(300); // stem-signers wants a quiet grace period (200ms) after the last old-key envelope
     await f.heartbeat();
     await f.enqueue(4); // now the new key
     expect(await f.consumeAll()).toEqual({ ok: 6, dead: 0 });
@@ -187,6 +188,7 @@ describe('a Stem fleet rotated by run --once', () => {
       expect(result.message).not.toMatch(/stem-backlog \(wait\)/);
     }
     f.restartProducer();
+    await sleep(300); // stem-signers wants a quiet grace period (200ms) after the last old-key envelope
     await f.enqueue(1);
     expect(await f.consumeAll()).toEqual({ ok: 1, dead: 0 });
     await f.heartbeat();

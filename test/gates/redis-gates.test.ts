@@ -389,7 +389,21 @@ describe('stem-signers', () => {
     expect(blocked.reason).toContain('Restart the producers, Beat and dashboard that feed billing');
     h.clock.increment(1000);
     await fleet.enqueue(newProducer, 'billing');
+    expect((await gate(h, 'stem-signers')).verdict).toBe('wait'); // no quiet grace period since the last old-key envelope yet
+    h.clock.increment(30_000);
+    await fleet.enqueue(newProducer, 'billing');
     expect(await gate(h, 'stem-signers')).toMatchObject({ verdict: 'pass', reason: expect.stringContaining('billing had old-key envelopes, followed by new-key ones') });
+  });
+
+  it('two producers on one queue, one never restarted: interleaved envelopes keep blocking whichever came last', async () => {
+    const { h, fleet, oldProducer, newProducer } = await activated();
+    h.clock.increment(MINUTE);
+    for (let i = 0; i < 4; i += 1) {
+      await fleet.enqueue(oldProducer, 'billing');
+      h.clock.increment(10_000);
+      await fleet.enqueue(newProducer, 'billing'); // the newest envelope carries the new key
+      expect((await gate(h, 'stem-signers')).verdict).toBe('wait');
+    }
   });
 
   it('envelopes enqueued before the window (delayed ones promoted, retries) are not evidence; no signed envelope at all is unknown unless allowIdle', async () => {
@@ -417,7 +431,7 @@ describe('stem-signers', () => {
     await fleet.enqueue(oldProducer, 'billing');
     const again = await gate(h, 'stem-signers');
     expect(again.reason).toContain('2 on billing');
-    h.clock.increment(1000);
+    h.clock.increment(31_000);
     await fleet.enqueue(newProducer, 'billing');
     await h.engine().advance();
     expect((await h.deps().store.load('ring'))?.rotation).toBeNull();
