@@ -42,6 +42,8 @@ export interface HeartbeatScan {
   readonly otherNamespace: string[];
   /** The rotor's clock minus Redis's (TIME), and how far off that reading can be. */
   readonly rotorClock: { readonly offsetMs: number; readonly uncertaintyMs: number } | null;
+  /** A heartbeat's remaining TTL exceeded stem.heartbeatTtl: clocks are not measured (clockSkew applies). */
+  readonly heartbeatTtlMismatch: boolean;
 }
 
 /** Time between a worker stamping its heartbeat and Redis applying the SET, allowed for in every offset. */
@@ -69,7 +71,10 @@ export async function scanHeartbeats(context: GateContext, staleAfterMs: number)
   const rotorClock =
     redisNowMs === null ? null : { offsetMs: context.now.getTime() + (sent + received) / 2 - evaluationStarted - redisNowMs, uncertaintyMs: (received - sent) / 2 + (sent - evaluationStarted) + 1 };
   const ttl = redis.signals.heartbeatTtl;
-  const scan: HeartbeatScan = { live: [], dead: [], malformed: [], otherNamespace: [], rotorClock };
+  // A remaining TTL above the configured one means Stem's heartbeatTtl is longer than stem-rotor
+  // thinks: every offset would be off by the difference, so none is trusted.
+  const ttlMismatch = ids.some((_, index) => Number((replies[2 + index * 2] ?? [null, -2])[1]) > ttl);
+  const scan: HeartbeatScan = { live: [], dead: [], malformed: [], otherNamespace: [], rotorClock, heartbeatTtlMismatch: ttlMismatch };
   ids.forEach((id, index) => {
     const [error, value] = replies[1 + index * 2] ?? [new Error('no reply'), null];
     const [, remaining] = replies[2 + index * 2] ?? [null, -2];
@@ -100,7 +105,7 @@ export async function scanHeartbeats(context: GateContext, staleAfterMs: number)
       return;
     }
     const pttl = Number(remaining);
-    const clockOffsetMs = redisNowMs !== null && pttl > 0 && pttl <= ttl ? beat - (redisNowMs - (ttl - pttl)) : null;
+    const clockOffsetMs = redisNowMs !== null && !ttlMismatch && pttl > 0 ? beat - (redisNowMs - (ttl - pttl)) : null;
     const extras = heartbeat.extras ?? {};
     const host = typeof extras.host === 'string' ? extras.host : typeof extras.hostname === 'string' ? extras.hostname : null;
     scan.live.push({ workerId: id, host, pid: typeof extras.pid === 'number' ? extras.pid : null, startedAt: typeof extras.startedAt === 'string' ? extras.startedAt : null, timestamp, clockOffsetMs });
@@ -151,6 +156,7 @@ export function createStemWorkersGate(options: StemWorkersOptions): Gate {
         notRestarted: stale.map((worker) => ({ ...worker })),
         cannotProve: uncertain.map(({ worker, afterMs, uncertaintyMs }) => ({ ...worker, startedAfterWriteMs: Math.round(afterMs), uncertaintyMs })),
         rotorClockOffsetMs: scan.rotorClock ? Math.round(scan.rotorClock.offsetMs) : null,
+        ...(scan.heartbeatTtlMismatch ? { heartbeatTtlMismatch: `a heartbeat's remaining TTL exceeds stem.heartbeatTtl (${formatDuration(requireRedis(context).signals.heartbeatTtl)}); set it to Stem's heartbeatTtl — until then clocks are not measured and clockSkew applies` } : {}),
         startupAllowanceMs: options.startupAllowanceMs,
         dead: scan.dead,
         otherNamespace: scan.otherNamespace,
@@ -163,7 +169,8 @@ export function createStemWorkersGate(options: StemWorkersOptions): Gate {
         return verdict('unknown', `no live worker heartbeats in worker namespace "${signals.workerNamespace}" under ${signals.backendNamespace ?? signals.namespace}:worker:heartbeats${others}`, evidence);
       }
       if (stale.length > 0) {
-        return verdict('wait', `${stale.length} of ${scan.live.length} live workers have not restarted since ${times.verified.toISOString()}: ${stale.map(describe).join('; ')}`, evidence);
+        const unmeasured = scan.heartbeatTtlMismatch ? ` (clocks not measured, clockSkew ${options.clockSkewMs}ms assumed: a heartbeat's remaining TTL exceeds stem.heartbeatTtl — set it to Stem's heartbeatTtl)` : '';
+        return verdict('wait', `${stale.length} of ${scan.live.length} live workers have not restarted since ${times.verified.toISOString()}: ${stale.map(describe).join('; ')}${unmeasured}`, evidence);
       }
       if (uncertain.length > 0) {
         const ring = context.ring.name;
