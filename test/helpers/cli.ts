@@ -1,6 +1,8 @@
 /** Runs the built CLI as a user would, and keeps every output for the secret-leak scan. */
-import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, cpSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { signingEnvOf } from '../../src/envfile/codec.js';
 import { decodeDartBase64 } from '../../src/stem/base64.js';
@@ -15,9 +17,46 @@ export interface CliResult {
 
 export const outputs: string[] = [];
 
+/** Every directory above `path` lets anyone through, and anyone may read the file. */
+function reachableByAnyone(path: string): boolean {
+  if ((statSync(path).mode & 0o004) === 0) return false;
+  for (let dir = dirname(path); ; dir = dirname(dir)) {
+    if ((statSync(dir).mode & 0o001) === 0) return false;
+    if (dir === dirname(dir)) return true;
+  }
+}
+
+let unprivileged: { node: string; bin: string } | undefined;
+
+/**
+ * Node and the built CLI where an unprivileged uid can run them: the checkout (CI's clean clone,
+ * the Node 24/26 binaries) may sit in a 0700 directory, so they are copied below the suite's
+ * world-readable temp root when needed.
+ */
+function unprivilegedCommand(): { node: string; bin: string } {
+  if (unprivileged) return unprivileged;
+  const root = mkdtempSync(join(tmpdir(), 'stem-rotor-public-'));
+  chmodSync(root, 0o755);
+  let bin = BIN;
+  if (!reachableByAnyone(BIN)) {
+    cpSync(dirname(dirname(dirname(BIN))), join(root, 'dist'), { recursive: true });
+    bin = join(root, 'dist', 'src', 'cli', 'bin.js');
+  }
+  let node = process.execPath;
+  if (!reachableByAnyone(node)) {
+    node = join(root, 'node');
+    copyFileSync(process.execPath, node);
+    chmodSync(node, 0o755);
+  }
+  execFileSync('chmod', ['-R', 'a+rX', root]);
+  unprivileged = { node, bin };
+  return unprivileged;
+}
+
 /** `runAs`: run as that uid (and gid) without supplementary groups, as an unprivileged service user would. */
 export function cli(args: readonly string[], options: { cwd?: string; env?: Record<string, string>; input?: string; runAs?: number } = {}): CliResult {
-  const command = options.runAs === undefined ? [process.execPath, BIN, ...args] : ['setpriv', `--reuid=${options.runAs}`, `--regid=${options.runAs}`, '--clear-groups', process.execPath, BIN, ...args];
+  const as = options.runAs === undefined ? null : unprivilegedCommand();
+  const command = as === null ? [process.execPath, BIN, ...args] : ['setpriv', `--reuid=${options.runAs}`, `--regid=${options.runAs}`, '--clear-groups', as.node, as.bin, ...args];
   const result = spawnSync(command[0] as string, command.slice(1), {
     cwd: options.cwd,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...options.env },
