@@ -191,12 +191,21 @@ export class RingEngine {
       throw error;
     }
     if (preempt) await this.audit(action, 'ok', { lease: 'pre-empted', fence: lease.fence });
+    let failed = false;
     try {
       await this.removeResidue(action);
       return await work(lease);
+    } catch (error) {
+      failed = true;
+      throw error;
     } finally {
-      await this.flushNotices();
+      // Auditing what providers did must neither hide the command's own error nor keep the lease.
+      const flushed = await this.flushNotices().then(
+        () => null,
+        (error: unknown) => error,
+      );
       await this.deps.store.release(lease);
+      if (flushed !== null && !failed) throw flushed;
     }
   }
 
