@@ -129,7 +129,8 @@ describe('stem-workers', () => {
     expect((await gate(h, 'stem-workers')).verdict).toBe('pass');
   });
 
-  it("a heartbeat TTL longer than stem.heartbeatTtl is detected: clocks are not measured, clockSkew applies, and the reason says so", async () => {
+  /** Two workers restarted 2 s after the add-new write, each heartbeat key then changed by `tamper`. */
+  async function restartedTwoSecondsAfterTheWrite(tamper: (heartbeatKey: string) => Promise<unknown>): Promise<Harness> {
     const { h, fleet } = ring(gates);
     await h.engine().start();
     const workers = [new SimulatedWorker(fleet, 'worker-a', h.path('workers'), 1), new SimulatedWorker(fleet, 'worker-b', h.path('workers'), 2)];
@@ -137,23 +138,20 @@ describe('stem-workers', () => {
     for (const worker of workers) {
       worker.restart();
       await worker.heartbeat();
-      await backend.pexpire(fleet.keys.heartbeat(worker.id), 90_000); // Stem configured with a 90 s heartbeatTtl
+      await tamper(fleet.keys.heartbeat(worker.id));
     }
+    return h;
+  }
+
+  it("a heartbeat TTL longer than stem.heartbeatTtl is detected: clocks are not measured, clockSkew applies, and the reason says so", async () => {
+    const h = await restartedTwoSecondsAfterTheWrite((key) => backend.pexpire(key, 90_000)); // Stem configured with a 90 s heartbeatTtl
     const result = await gate(h, 'stem-workers');
     expect(result).toMatchObject({ verdict: 'wait', reason: expect.stringMatching(/^2 of 2 live workers have not restarted .*clocks not measured, clockSkew 5000ms assumed: a heartbeat's remaining TTL exceeds stem\.heartbeatTtl/) });
     expect(result.evidence).toHaveProperty('heartbeatTtlMismatch');
   });
 
   it('a heartbeat whose clock cannot be measured (no TTL) falls back to clockSkew', async () => {
-    const { h, fleet } = ring(gates);
-    await h.engine().start();
-    const workers = [new SimulatedWorker(fleet, 'worker-a', h.path('workers'), 1), new SimulatedWorker(fleet, 'worker-b', h.path('workers'), 2)];
-    h.clock.increment(2000);
-    for (const worker of workers) {
-      worker.restart();
-      await worker.heartbeat();
-      await backend.persist(fleet.keys.heartbeat(worker.id));
-    }
+    const h = await restartedTwoSecondsAfterTheWrite((key) => backend.persist(key));
     expect(await gate(h, 'stem-workers')).toMatchObject({ verdict: 'wait', reason: expect.stringMatching(/^2 of 2 live workers have not restarted/) });
   });
 
