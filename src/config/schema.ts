@@ -81,32 +81,63 @@ export function targetLocation(target: TargetConfig): string {
 }
 export type TargetConfig = z.infer<typeof targetSchema>;
 
+const endpointTlsSchema = z
+  .strictObject({
+    ca: z.string().optional().describe('PEM CA bundle'),
+    cert: z.string().optional().describe('PEM client certificate (mutual TLS)'),
+    key: z.string().optional().describe('PEM client key'),
+    servername: z.string().optional(),
+  })
+  .optional();
+
+const endpointFields = {
+  username: z.string().min(1).optional().describe('user (or put it in the URL)'),
+  passwordEnv: z.string().min(1).optional().describe('name of the environment variable holding the password; keeps it out of the file'),
+  tls: endpointTlsSchema,
+  connectTimeout: durationSchema.prefault('5s'),
+  commandTimeout: durationSchema.prefault('10s'),
+};
+
 export const redisEndpointSchema = z.strictObject({
   url: z
     .string()
     .refine((url) => /^rediss?:\/\/[^/]+/.test(url), 'expected redis://host:port/db or rediss://…')
     .describe('redis://[user[:password]@]host:port/db; rediss:// for TLS'),
-  username: z.string().min(1).optional().describe('ACL user (or put it in the URL)'),
-  passwordEnv: z.string().min(1).optional().describe('name of the environment variable holding the password; keeps it out of the file'),
-  tls: z
-    .strictObject({
-      ca: z.string().optional().describe('PEM CA bundle'),
-      cert: z.string().optional().describe('PEM client certificate (mutual TLS)'),
-      key: z.string().optional().describe('PEM client key'),
-      servername: z.string().optional(),
-    })
-    .optional(),
-  connectTimeout: durationSchema.prefault('5s'),
-  commandTimeout: durationSchema.prefault('10s'),
+  ...endpointFields,
 });
 export type RedisEndpoint = z.infer<typeof redisEndpointSchema>;
+
+/** Which kind of store a Stem URL names (stem-interop-2 §5): Redis, PostgreSQL, or a SQLite file. */
+export function stemStoreKind(url: string): 'redis' | 'postgres' | 'sqlite' | null {
+  if (/^rediss?:\/\/[^/]+/.test(url)) return 'redis';
+  if (/^postgres(ql)?:\/\/[^/]*/.test(url)) return 'postgres';
+  if (/^sqlite:.+/.test(url)) return 'sqlite';
+  return null;
+}
+
+/** Stem's broker or result backend: Redis, PostgreSQL (read-only access suffices) or a SQLite file. */
+export const stemEndpointSchema = z
+  .strictObject({
+    url: z
+      .string()
+      .refine((url) => stemStoreKind(url) !== null, 'expected redis://host:port/db, rediss://…, postgres://[user@]host:port/database or sqlite:///path/to/stem.db')
+      .describe('redis://host:port/db (rediss:// for TLS), postgres://[user[:password]@]host:port/database (?sslmode=require for TLS), or sqlite:///absolute/path.db (sqlite:relative/path.db)'),
+    ...endpointFields,
+  })
+  .superRefine((endpoint, context) => {
+    if (stemStoreKind(endpoint.url) !== 'sqlite') return;
+    for (const field of ['username', 'passwordEnv', 'tls'] as const) {
+      if (endpoint[field] !== undefined) context.addIssue({ code: 'custom', path: [field], message: `a SQLite file has no ${field}` });
+    }
+  });
+export type StemEndpoint = z.infer<typeof stemEndpointSchema>;
 
 export const stemSignalsSchema = z.strictObject({
   namespace: z.string().min(1).default('stem').describe("the broker's namespace: <ns>:stream/delayed/dead keys"),
   backendNamespace: z.string().min(1).optional().describe("the result backend's namespace (<ns>:worker:heartbeat*); defaults to `namespace`, as StemRedisAdapter sets one value for both"),
   workerNamespace: z.string().min(1).default('stem').describe("the workers' own (heartbeat/control) namespace: heartbeats whose `namespace` differs are not counted; <ns>.control.* queues are Stem's"),
-  broker: redisEndpointSchema.describe('STEM_BROKER_URL: streams, delayed sets, dead letters'),
-  backend: redisEndpointSchema.optional().describe('STEM_RESULT_BACKEND_URL: heartbeats; defaults to the broker'),
+  broker: stemEndpointSchema.describe('STEM_BROKER_URL: queued, delayed and dead-lettered envelopes, broadcasts'),
+  backend: stemEndpointSchema.optional().describe('STEM_RESULT_BACKEND_URL: heartbeats; defaults to the broker'),
   heartbeatInterval: durationSchema.prefault('10s').describe("the workers' heartbeat interval"),
   heartbeatTtl: durationSchema.prefault('60s').describe("the backend's heartbeat TTL (Stem's heartbeatTtl): with it each worker's clock offset is measured"),
   fixedConsumerNames: z
@@ -199,7 +230,7 @@ export const ringSchema = z.strictObject({
     .optional()
     .describe('new key ids are <prefix><yyyymmdd>-<4 hex>; defaults to "<ring>-"'),
   policy: policySchema,
-  stem: stemSignalsSchema.optional().describe("where Stem's Redis evidence lives; enables the stem-* gates"),
+  stem: stemSignalsSchema.optional().describe("where Stem's evidence lives (Redis, PostgreSQL or SQLite); enables the stem-* gates"),
   gates: z
     .strictObject({
       beforeActivate: z.array(gateSchema).optional().describe('default: soak, plus stem-workers and stem-dlq when `stem` is set'),

@@ -12,7 +12,8 @@ import { ConfigError } from '../errors.js';
 import { compareIds, consumerGroups } from '../stem/backlog.js';
 import { SIGNATURE_HEADER, SIGNATURE_KEY_HEADER } from '../stem/canonical.js';
 import { stemKeys } from '../stem/redis-keys.js';
-import { StemRedis } from '../stem/redis.js';
+import type { Redis } from 'ioredis';
+import { StemSources } from '../stem/sources.js';
 import { signEnvelope } from '../stem/signer.js';
 import { envelopeFromFields, streamFields } from '../stem/stream-format.js';
 import { keysThatVerify, ringContext, signingConfig } from './dlq.js';
@@ -39,7 +40,7 @@ export interface BroadcastResignResult {
 }
 
 /** Ids each group has still to receive: after its last-delivered id, or in its pending list. */
-async function stillWanted(broker: Awaited<ReturnType<StemRedis['broker']>>, stream: string): Promise<(entryId: string) => string | null> {
+async function stillWanted(broker: Redis, stream: string): Promise<(entryId: string) => string | null> {
   const groups = await consumerGroups(broker, stream);
   const pending = new Map<string, string>();
   for (const group of groups.keys()) {
@@ -61,9 +62,9 @@ export async function resignBroadcasts(engine: RingEngine, channel: string, opti
   const { signals, state, material } = await ringContext(engine);
   const keys = stemKeys(signals.namespace);
   const stream = keys.broadcast(channel);
-  const redis = new StemRedis(signals);
+  const stem = new StemSources(signals);
   try {
-    const broker = await redis.broker();
+    const broker = await stem.brokerRedis('broadcast resign');
     if ((await broker.type(stream)) !== 'stream') throw new ConfigError(`broadcast channel "${channel}": no stream ${stream} in Redis (channel names are exact; queue events live under stem:events:<queue>)`);
     const wanted = await stillWanted(broker, stream);
     const revoked = new Set(state.revokedKeyIds);
@@ -110,6 +111,6 @@ export async function resignBroadcasts(engine: RingEngine, channel: string, opti
     }
     return { ring: engine.ring.name, channel, stream, dryRun: options.dryRun, activeKeyId: state.activeKeyId, entries, skipped };
   } finally {
-    await redis.close();
+    await stem.close();
   }
 }

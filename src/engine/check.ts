@@ -6,9 +6,10 @@ import { isRotorError } from '../errors.js';
 import { gateName } from '../gates/index.js';
 import { instantQuery } from '../gates/prometheus.js';
 import { lintSigningEnv, type LintFinding } from '../stem/lint.js';
-import { scanDeadLetters } from '../stem/dead-letters.js';
+import { scanStemDeadLetters } from '../stem/dead-letters.js';
 import { stemKeys } from '../stem/redis-keys.js';
-import { StemRedis, redactUrl } from '../stem/redis.js';
+import { StemSources, describeEndpoint } from '../stem/sources.js';
+import { sqlHeartbeatRows, sqlJobRows } from '../stem/sql-evidence.js';
 import type { RingEngine } from './engine.js';
 import { readSigningEnv, type TargetHandle } from './targets.js';
 
@@ -18,26 +19,28 @@ export interface SignalCheck {
   readonly detail: string;
 }
 
-/** Reaches every evidence source the ring's gates read: Stem's broker and backend Redis, each Prometheus. */
+/** Reaches every evidence source the ring's gates read: Stem's broker and backend, each Prometheus. */
 async function checkSignals(ring: RingConfig): Promise<SignalCheck[]> {
   const checks: Promise<SignalCheck>[] = [];
   const attempt = (signal: string, probe: () => Promise<string>) =>
     checks.push(probe().then((detail) => ({ signal, ok: true, detail }), (error: Error) => ({ signal, ok: false, detail: error.message })));
-  const redis = ring.stem ? new StemRedis(ring.stem) : null;
-  if (ring.stem && redis) {
-    const namespace = ring.stem.backendNamespace ?? ring.stem.namespace;
-    const timezone = ring.stem.timezone ?? null;
-    attempt(`broker redis ${redactUrl(ring.stem.broker.url)}`, async () => {
-      const broker = await redis.broker();
-      const pong = await broker.ping();
+  const stem = ring.stem ? new StemSources(ring.stem) : null;
+  if (ring.stem && stem) {
+    const signals = ring.stem;
+    const namespace = signals.backendNamespace ?? signals.namespace;
+    const timezone = signals.timezone ?? null;
+    attempt(`broker ${describeEndpoint(stem.endpoint('broker'))}`, async () => {
+      const broker = await stem.broker();
+      const reached = broker.kind === 'redis' ? `PING ${await broker.redis.ping()}` : `${await sqlJobRows(broker.sql, signals.namespace)} rows in stem_queue_jobs (namespace "${signals.namespace}")`;
       // Stem before 0.2 wrote times without a zone; say so, and how they are read.
-      const sample = await scanDeadLetters(broker, ring.stem?.namespace ?? 'stem', { since: null, maxEntries: 200, timezone });
+      const sample = await scanStemDeadLetters(broker, signals.namespace, { since: null, maxEntries: 200, timezone });
       const zoneLess = sample.zoneLess === 0 ? '' : `; ${sample.zoneLess} of the newest dead letters have zone-less deadAt (Stem < 0.2): ${timezone ? `read in ${timezone}` : 'set stem.timezone to the workers\' IANA zone'}`;
-      return `PING ${pong}${zoneLess}`;
+      return `${reached}${zoneLess}`;
     });
-    attempt(`backend redis ${redactUrl((ring.stem.backend ?? ring.stem.broker).url)}`, async () => {
-      const backend = await redis.backend();
-      return `${await backend.scard(stemKeys(namespace).heartbeatSet)} workers in ${namespace}:worker:heartbeats`;
+    attempt(`backend ${describeEndpoint(stem.endpoint('backend'))}`, async () => {
+      const backend = await stem.backend();
+      if (backend.kind === 'sql') return `${await sqlHeartbeatRows(backend.sql, namespace)} workers in stem_worker_heartbeats (namespace "${namespace}")`;
+      return `${await backend.redis.scard(stemKeys(namespace).heartbeatSet)} workers in ${namespace}:worker:heartbeats`;
     });
   }
   for (const gate of [...ring.gates.beforeActivate, ...ring.gates.beforeDrop]) {
@@ -48,7 +51,7 @@ async function checkSignals(ring: RingConfig): Promise<SignalCheck[]> {
   try {
     return await Promise.all(checks);
   } finally {
-    await redis?.close();
+    await stem?.close();
   }
 }
 

@@ -8,11 +8,11 @@ import { createHmac, verify as edVerify } from 'node:crypto';
 import { ConfigError } from '../errors.js';
 import { decodeDartBase64 } from '../stem/base64.js';
 import { SIGNATURE_HEADER, SIGNATURE_KEY_HEADER, canonicalEnvelope } from '../stem/canonical.js';
-import { groupDeadLetters, scanDeadLetters, type DeadLetter, type DlqClass } from '../stem/dead-letters.js';
+import { groupDeadLetters, scanStemDeadLetters, type DeadLetter, type DlqClass } from '../stem/dead-letters.js';
 import type { Envelope } from '../stem/envelope.js';
 import { ed25519PublicKey, type KeyMaterial } from '../stem/keys.js';
 import { stemKeys } from '../stem/redis-keys.js';
-import { StemRedis } from '../stem/redis.js';
+import { StemSources } from '../stem/sources.js';
 import { signEnvelope } from '../stem/signer.js';
 import type { Algorithm, StemSigningConfig } from '../stem/signing-env.js';
 import { streamFields } from '../stem/stream-format.js';
@@ -82,14 +82,13 @@ export async function ringContext(engine: RingEngine) {
 
 async function collect(engine: RingEngine, options: DlqOptions) {
   const { signals, state, material } = await ringContext(engine);
-  const redis = new StemRedis(signals);
+  const stem = new StemSources(signals);
   try {
-    const broker = await redis.broker();
-    const scan = await scanDeadLetters(broker, signals.namespace, { since: options.since ?? null, maxEntries: options.limit, timezone: signals.timezone ?? null });
+    const scan = await scanStemDeadLetters(await stem.broker(), signals.namespace, { since: options.since ?? null, maxEntries: options.limit, timezone: signals.timezone ?? null });
     const inspected = scan.signatureInvalid.map((letter) => ({ letter, verifiesWith: keysThatVerify(engine.ring.algorithm, letter.envelope, material, signals.timezone) }));
-    return { signals, state, material, scan, inspected, redis };
+    return { signals, state, material, scan, inspected, stem };
   } catch (error) {
-    await redis.close();
+    await stem.close();
     throw error;
   }
 }
@@ -109,8 +108,8 @@ function describeLetter(letter: DeadLetter, verifiesWith: string[]): InspectedLe
 }
 
 export async function inspectDeadLetters(engine: RingEngine, options: DlqOptions): Promise<DlqReport> {
-  const { scan, inspected, redis } = await collect(engine, options);
-  await redis.close();
+  const { scan, inspected, stem } = await collect(engine, options);
+  await stem.close();
   const groups = new Map<string, DlqReport['groups'][number]>();
   for (const { letter, verifiesWith } of inspected) {
     const verified = verifiesWith.join(',') || 'none';
@@ -156,14 +155,14 @@ export function signingConfig(algorithm: Algorithm, activeKeyId: string, materia
 
 /** Re-signs and re-enqueues (XADD in Stem's format, then LREM the dead letter) what is safe to replay. */
 export async function replayDeadLetters(engine: RingEngine, options: DlqOptions & { readonly dryRun: boolean }): Promise<ReplayResult> {
-  const { signals, state, material, inspected, redis } = await collect(engine, options);
+  const { signals, state, material, inspected, stem } = await collect(engine, options);
   try {
     const revoked = new Set(state.revokedKeyIds);
     const keys = stemKeys(signals.namespace);
     const signer = signingConfig(engine.ring.algorithm, state.activeKeyId, material);
     const replayed: (InspectedLetter & { stream: string })[] = [];
     const skipped: (InspectedLetter & { why: string })[] = [];
-    const broker = await redis.broker();
+    const broker = await stem.brokerRedis('dlq replay');
     for (const { letter, verifiesWith } of inspected) {
       const described = describeLetter(letter, verifiesWith);
       const trusted = verifiesWith.filter((id) => !revoked.has(id));
@@ -193,6 +192,6 @@ export async function replayDeadLetters(engine: RingEngine, options: DlqOptions 
     });
     return result;
   } finally {
-    await redis.close();
+    await stem.close();
   }
 }

@@ -40,7 +40,7 @@ import type { AuditEvent, Lease, StateStore } from '../store/types.js';
 import { buildStatus, type StatusReport } from './status.js';
 import { stuckFor } from '../core/schedule.js';
 import { formatDuration } from '../config/duration.js';
-import { StemRedis } from '../stem/redis.js';
+import { StemSources } from '../stem/sources.js';
 import { fieldName, readTarget, toFields, writeOrder, type TargetHandle, type TargetRead } from './targets.js';
 
 export interface Actor {
@@ -241,12 +241,12 @@ export class RingEngine {
   private async evaluate(state: RingState, options: StepOptions): Promise<{ gates: GateResult[]; progressed: RingState | null }> {
     const slot = nextGateSlot(state);
     if (!slot) return { gates: [], progressed: null };
-    const redis = this.ring.stem ? new StemRedis(this.ring.stem) : null;
+    const stem = this.ring.stem ? new StemSources(this.ring.stem) : null;
     let results: GateResult[];
     try {
-      results = await evaluateGates(buildGates(this.ring, slot), { ring: this.ring, state, slot, now: this.deps.clock.now(), approved: options.approve ?? false, redis });
+      results = await evaluateGates(buildGates(this.ring, slot), { ring: this.ring, state, slot, now: this.deps.clock.now(), approved: options.approve ?? false, stem });
     } finally {
-      await redis?.close();
+      await stem?.close();
     }
     const overrides = options.overrides ?? [];
     this.assertOverridesKnown(state, overrides);

@@ -4,7 +4,8 @@
  * reloaded its keys.
  */
 import { countBacklog } from '../stem/backlog.js';
-import { keysToDrop, phaseTimes, requireRedis, type Gate, type GateContext, verdictOf, type GateResult } from './types.js';
+import { sqlBacklog } from '../stem/sql-evidence.js';
+import { keysToDrop, phaseTimes, requireStem, type Gate, type GateContext, verdictOf, type GateResult } from './types.js';
 
 export const GATE_TYPE = 'stem-backlog';
 
@@ -26,10 +27,15 @@ export function createStemBacklogGate(options: StemBacklogOptions): Gate {
       const times = phaseTimes(context);
       const dropping = keysToDrop(context);
       if (!times || dropping.length === 0) return result('unknown', 'no key is being dropped in the current phase');
-      const redis = requireRedis(context);
-      const report = await countBacklog(await redis.broker(), redis.signals.broker, { namespace: redis.signals.namespace, controlNamespaces: controlNamespaces(redis.signals.workerNamespace), keyIds: dropping, after: times.verified, batchSize: options.batchSize });
+      const stem = requireStem(context);
+      const signals = stem.signals;
+      const broker = await stem.broker();
+      const report =
+        broker.kind === 'redis'
+          ? await countBacklog(broker.redis, broker.endpoint, { namespace: signals.namespace, controlNamespaces: controlNamespaces(signals.workerNamespace), keyIds: dropping, after: times.verified, batchSize: options.batchSize })
+          : await sqlBacklog(broker.sql, { namespace: signals.namespace, keyIds: dropping, after: times.verified });
       const { total, retained } = report;
-      const fixedNames = redis.signals.fixedConsumerNames;
+      const fixedNames = signals.fixedConsumerNames;
       const evidence = {
         dropping,
         activateVerifiedAt: times.verified.toISOString(),
@@ -49,7 +55,7 @@ export function createStemBacklogGate(options: StemBacklogOptions): Gate {
         const channels = report.bySource.filter((source) => source.source === 'broadcast-retained' && source.count.signed > 0).map((source) => `${source.key} (${source.count.signed})`);
         return result(
           'wait',
-          `${retained.signed} broadcasts signed with ${dropping.join(', ')} stay in ${channels.join(', ')}: Stem never trims broadcast streams, and a worker that starts without a fixed consumer name reads its channel from the first entry, so it would dead-letter them once the key is gone. Re-sign them (stem-rotor broadcast resign ${context.ring.name} CHANNEL --dry-run, then --yes), or set stem.fixedConsumerNames if every subscriber has a stable consumerName`,
+          `${retained.signed} broadcasts signed with ${dropping.join(', ')} stay in ${channels.join(', ')}: Stem never trims broadcast streams, and a worker that starts without a fixed consumer name reads its channel from the first entry, so it would dead-letter them once the key is gone. ${broker.kind === 'redis' ? `Re-sign them (stem-rotor broadcast resign ${context.ring.name} CHANNEL --dry-run, then --yes)` : 'Delete them from stem_broadcast_messages once no worker needs them (PostgreSQL keeps every broadcast, and every new worker id reads each one)'}, or set stem.fixedConsumerNames if every subscriber has a stable consumerName`,
           evidence,
         );
       }

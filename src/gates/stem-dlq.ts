@@ -4,8 +4,8 @@
  * (attempt > 0 or notBefore set) are reported as not caused by the rotation.
  */
 import type { DlqClass } from '../stem/dead-letters.js';
-import { groupDeadLetters, scanDeadLetters } from '../stem/dead-letters.js';
-import { phaseTimes, requireRedis, type Gate, type GateContext, verdictOf, type GateResult } from './types.js';
+import { groupDeadLetters, scanStemDeadLetters } from '../stem/dead-letters.js';
+import { phaseTimes, requireStem, type Gate, type GateContext, verdictOf, type GateResult } from './types.js';
 
 export const GATE_TYPE = 'stem-dlq';
 
@@ -29,11 +29,11 @@ export function createStemDlqGate(options: StemDlqOptions): Gate {
       const result = verdictOf(options.name);
       const times = phaseTimes(context);
       if (!times) return result('unknown', 'no write time for the current phase');
-      const redis = requireRedis(context);
+      const stem = requireStem(context);
       // LPUSH order across workers is only roughly time order: page a little past the phase start.
       const pageUntil = new Date(times.started.getTime() - options.clockSkewMs);
-      const timezone = redis.signals.timezone ?? null;
-      const scan = await scanDeadLetters(await redis.broker(), redis.signals.namespace, { since: pageUntil, maxEntries: options.maxEntries, timezone });
+      const timezone = stem.signals.timezone ?? null;
+      const scan = await scanStemDeadLetters(await stem.broker(), stem.signals.namespace, { since: pageUntil, maxEntries: options.maxEntries, timezone });
       const ring = ringKeyIds(context);
       const relevant = scan.signatureInvalid.filter((letter) => letter.deadAt === null || letter.deadAt >= times.started);
       // missing-headers entries name no key; they block whatever ring they belong to.

@@ -12,7 +12,11 @@ import { keyIdOf, scanKeys } from '../stem/backlog.js';
 import { isStemControlQueue, stemKeys } from '../stem/redis-keys.js';
 import { StreamReader } from '../stem/stream-reader.js';
 import { stemInstant } from '../stem/timestamps.js';
-import { phaseTimes, requireRedis, type Gate, type GateContext, verdictOf, type GateResult } from './types.js';
+import type { Redis } from 'ioredis';
+import type { StemEndpoint, StemSignals } from '../config/schema.js';
+import type { SqlClient } from '../stem/sql.js';
+import { sqlEnqueuedSince } from '../stem/sql-evidence.js';
+import { phaseTimes, requireStem, type Gate, type GateContext, verdictOf, type GateResult } from './types.js';
 
 export const GATE_TYPE = 'stem-signers';
 
@@ -58,18 +62,34 @@ function carried(context: GateContext, name: string, activatedAt: string): Signe
   return structuredClone(stored);
 }
 
+/** Counts one envelope enqueued after the window start into the progress. */
+function tallyEnvelope(progress: SignerProgress, queue: string, keyId: string | null | undefined, enqueued: Date | null, newKeyId: string): void {
+  progress.total += 1;
+  const at = enqueued?.toISOString() ?? 'unknown';
+  if (keyId === undefined || enqueued === null) progress.unparseable += 1;
+  else if (keyId === null) progress.unsigned += 1;
+  else if (keyId === newKeyId) {
+    progress.newKey += 1;
+    if (!progress.lastNewKey[queue] || at > (progress.lastNewKey[queue] as string)) progress.lastNewKey[queue] = at;
+  } else {
+    const offending = (progress.offending[queue] ??= { count: 0, keyIds: [], first: at, last: at });
+    offending.count += 1;
+    if (!offending.keyIds.includes(keyId)) offending.keyIds.push(keyId);
+    if (at < offending.first) offending.first = at;
+    if (at > offending.last) offending.last = at;
+  }
+}
+
 /** Reads every stream from its cursor to its end, counting envelopes enqueued after `windowStart`. */
-async function scanSince(context: GateContext, progress: SignerProgress, windowStart: Date, newKeyId: string, batchSize: number, startId: string): Promise<void> {
-  const redis = requireRedis(context);
-  const signals = redis.signals;
+async function scanRedisSince(broker: Redis, endpoint: StemEndpoint, signals: StemSignals, progress: SignerProgress, windowStart: Date, newKeyId: string, batchSize: number, startId: string): Promise<void> {
   const keys = stemKeys(signals.namespace);
   const control = [...new Set([signals.workerNamespace, 'stem'])];
-  const streams = (await scanKeys(await redis.broker(), keys.streamPattern, 'stream')).filter((stream) => {
+  const streams = (await scanKeys(broker, keys.streamPattern, 'stream')).filter((stream) => {
     const queue = keys.queueOfStream(stream);
     return queue !== null && !isStemControlQueue(queue, control);
   });
   if (streams.length === 0) return;
-  const reader = await StreamReader.open(signals.broker);
+  const reader = await StreamReader.open(endpoint);
   try {
     for (const stream of streams) {
       const queue = keys.queueOfStream(stream) as string;
@@ -80,21 +100,7 @@ async function scanSince(context: GateContext, progress: SignerProgress, windowS
           const enqueued = stemInstant(entry.enqueuedAt() ?? '', signals.timezone ?? null);
           // Promoted delayed envelopes and retries enqueued before the window are not evidence.
           if (enqueued !== null && enqueued.at <= windowStart) return;
-          const keyId = keyIdOf(entry);
-          progress.total += 1;
-          const at = enqueued?.at.toISOString() ?? 'unknown';
-          if (keyId === undefined || enqueued === null) progress.unparseable += 1;
-          else if (keyId === null) progress.unsigned += 1;
-          else if (keyId === newKeyId) {
-            progress.newKey += 1;
-            if (!progress.lastNewKey[queue] || at > (progress.lastNewKey[queue] as string)) progress.lastNewKey[queue] = at;
-          } else {
-            const offending = (progress.offending[queue] ??= { count: 0, keyIds: [], first: at, last: at });
-            offending.count += 1;
-            if (!offending.keyIds.includes(keyId)) offending.keyIds.push(keyId);
-            if (at < offending.first) offending.first = at;
-            if (at > offending.last) offending.last = at;
-          }
+          tallyEnvelope(progress, queue, keyIdOf(entry), enqueued?.at ?? null, newKeyId);
         });
         if (last !== null) progress.cursors[stream] = last;
         if (seen < batchSize || last === null) break;
@@ -103,6 +109,26 @@ async function scanSince(context: GateContext, progress: SignerProgress, windowS
     }
   } finally {
     reader.close();
+  }
+}
+
+/**
+ * The rows still in Stem's tables that were enqueued after `windowStart`. PostgreSQL and SQLite delete
+ * a job row when it is acknowledged, so each evaluation sees a sample: what is queued, delayed or in
+ * flight at that moment. Per queue, the newest time counted is the cursor, so no row counts twice.
+ */
+async function scanSqlSince(sql: SqlClient, signals: StemSignals, progress: SignerProgress, windowStart: Date, newKeyId: string): Promise<void> {
+  const rows = await sqlEnqueuedSince(sql, signals.namespace, windowStart);
+  const cursors = new Map(Object.entries(progress.cursors));
+  for (const row of rows) {
+    const enqueued = stemInstant(row.enqueuedAt, signals.timezone ?? null);
+    if (enqueued !== null && enqueued.at <= windowStart) continue;
+    const cursorKey = `sql:${row.queue}`;
+    const at = enqueued?.at.toISOString() ?? null;
+    const cursor = cursors.get(cursorKey);
+    if (at !== null && cursor !== undefined && at <= cursor) continue;
+    tallyEnvelope(progress, row.queue, row.keyId, enqueued?.at ?? null, newKeyId);
+    if (at !== null && (!progress.cursors[cursorKey] || at > (progress.cursors[cursorKey] as string))) progress.cursors[cursorKey] = at;
   }
 }
 
@@ -119,12 +145,18 @@ export function createStemSignersGate(options: StemSignersOptions): Gate {
       const windowStart = new Date(times.verified.getTime() + options.graceMs);
       if (context.now < windowStart) return verdict('wait', `signers have until ${windowStart.toISOString()} (grace ${options.graceMs}ms after the activate write) to switch to "${rotation.newKeyId}"`);
       const progress = carried(context, options.name, activatedAt);
-      // Stream ids are Redis's clock: entries added before the activation (moved onto that clock, with a
-      // minute of slack) cannot have been enqueued after it.
-      const [seconds, micros] = await (await requireRedis(context).broker()).time();
-      const rotorAheadMs = context.now.getTime() - (Number(seconds) * 1000 + Math.floor(Number(micros) / 1000));
-      const startId = `${Math.max(0, times.verified.getTime() - rotorAheadMs - 60_000)}-0`;
-      await scanSince(context, progress, windowStart, rotation.newKeyId, options.batchSize, startId);
+      const stem = requireStem(context);
+      const broker = await stem.broker();
+      if (broker.kind === 'redis') {
+        // Stream ids are Redis's clock: entries added before the activation (moved onto that clock, with a
+        // minute of slack) cannot have been enqueued after it.
+        const [seconds, micros] = await broker.redis.time();
+        const rotorAheadMs = context.now.getTime() - (Number(seconds) * 1000 + Math.floor(Number(micros) / 1000));
+        const startId = `${Math.max(0, times.verified.getTime() - rotorAheadMs - 60_000)}-0`;
+        await scanRedisSince(broker.redis, broker.endpoint, stem.signals, progress, windowStart, rotation.newKeyId, options.batchSize, startId);
+      } else {
+        await scanSqlSince(broker.sql, stem.signals, progress, windowStart, rotation.newKeyId);
+      }
       const offending = Object.entries(progress.offending).map(([queue, found]) => ({ queue, ...found }));
       const evidence = {
         newKeyId: rotation.newKeyId,
@@ -134,6 +166,7 @@ export function createStemSignersGate(options: StemSignersOptions): Gate {
         unsigned: progress.unsigned,
         unparseable: progress.unparseable,
         offending,
+        ...(broker.kind === 'sql' ? { sampled: 'Stem deletes acknowledged job rows: only envelopes still queued, delayed or in flight at each evaluation were seen' } : {}),
       };
       const carry = { [options.name]: progress };
       // A queue's signer restarted when new-key envelopes followed its newest old-key one and no old-key

@@ -7,7 +7,7 @@
 import type { RingConfig } from '../config/schema.js';
 import type { GateSlot } from '../core/machine.js';
 import type { GateOutcome, RingState } from '../core/types.js';
-import type { StemRedis } from '../stem/redis.js';
+import type { StemSources } from '../stem/sources.js';
 
 export interface GateContext {
   readonly ring: RingConfig;
@@ -16,8 +16,8 @@ export interface GateContext {
   readonly now: Date;
   /** The operator passed `--approve` to this command. */
   readonly approved: boolean;
-  /** Stem's Redis, when the ring configures `stem`; opened lazily by the gates that read it. */
-  readonly redis: StemRedis | null;
+  /** Stem's broker and backend, when the ring configures `stem`; opened lazily by the gates that read them. */
+  readonly stem: StemSources | null;
 }
 
 export interface GateResult extends GateOutcome {
@@ -37,10 +37,10 @@ export function verdictOf(name: string) {
   return (verdict: GateResult['verdict'], reason: string, evidence?: Record<string, unknown>): GateResult => ({ name, verdict, reason, ...(evidence ? { evidence } : {}) });
 }
 
-/** The Redis connections of a stem-* gate's context; a config rule guarantees they exist. */
-export function requireRedis(context: GateContext): StemRedis {
-  if (!context.redis) throw new Error(`ring "${context.ring.name}" has no stem connection configured`);
-  return context.redis;
+/** The Stem sources of a stem-* gate's context; a config rule guarantees they exist. */
+export function requireStem(context: GateContext): StemSources {
+  if (!context.stem) throw new Error(`ring "${context.ring.name}" has no stem connection configured`);
+  return context.stem;
 }
 
 /** When the write that entered the current phase started and was verified. */

@@ -50,7 +50,7 @@ export interface BacklogOptions {
   readonly entriesPerUnit?: number;
 }
 
-function emptyCount(): BacklogCount {
+export function emptyCount(): BacklogCount {
   return { scanned: 0, signed: 0, signedAfter: 0, unsigned: 0, unparseable: 0 };
 }
 

@@ -8,6 +8,8 @@ import { stemKeys } from './redis-keys.js';
 import { SIGNATURE_KEY_HEADER } from './canonical.js';
 import { parseStemJson } from './json.js';
 import { stemInstant } from './timestamps.js';
+import type { StemStore } from './sources.js';
+import { sqlDeadLetters } from './sql-evidence.js';
 
 export type DlqClass = 'unknown-key' | 'missing-headers' | 'mismatch' | 'mismatch-mutated' | 'bad-base64' | 'other';
 
@@ -145,4 +147,11 @@ export function groupDeadLetters(letters: readonly DeadLetter[]): { keyId: strin
     groups.set(id, group);
   }
   return [...groups.values()].sort((a, b) => b.count - a.count);
+}
+
+/** Dead letters from Stem's broker, wherever it keeps them: Redis lists or the `stem_dead_letters` table. */
+export async function scanStemDeadLetters(broker: StemStore, namespace: string, options: ScanOptions): Promise<DeadLetterScan> {
+  if (broker.kind === 'redis') return scanDeadLetters(broker.redis, namespace, options);
+  const scan = await sqlDeadLetters(broker.sql, namespace, { since: options.since, maxEntries: options.maxEntries, timezone: options.timezone ?? null });
+  return options.keep ? { ...scan, signatureInvalid: scan.signatureInvalid.filter(options.keep) } : scan;
 }

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Redis, RedisOptions } from 'ioredis';
-import type { RedisEndpoint, StemSignals } from '../config/schema.js';
+import type { RedisEndpoint } from '../config/schema.js';
 import { ConfigError, RotorError } from '../errors.js';
 
 /** A URL with its password replaced, safe for messages. */
@@ -75,37 +75,4 @@ export async function connectRedis(endpoint: RedisEndpoint, role: string): Promi
     throw new RotorError(`cannot reach Stem's ${role} Redis at ${redactUrl(endpoint.url)}: ${(cause ?? (error as Error)).message}`);
   }
   return client;
-}
-
-/** Lazily opened, shared connections for one command; `close()` ends whatever was opened. */
-export class StemRedis {
-  private readonly opened = new Map<string, Promise<Redis>>();
-  readonly signals: StemSignals;
-
-  constructor(signals: StemSignals) {
-    this.signals = signals;
-  }
-
-  private open(role: 'broker' | 'backend', endpoint: RedisEndpoint): Promise<Redis> {
-    let client = this.opened.get(role);
-    if (!client) {
-      client = connectRedis(endpoint, role);
-      this.opened.set(role, client);
-    }
-    return client;
-  }
-
-  broker(): Promise<Redis> {
-    return this.open('broker', this.signals.broker);
-  }
-
-  backend(): Promise<Redis> {
-    return this.open('backend', this.signals.backend ?? this.signals.broker);
-  }
-
-  async close(): Promise<void> {
-    const clients = await Promise.allSettled(this.opened.values());
-    for (const client of clients) if (client.status === 'fulfilled') client.value.disconnect();
-    this.opened.clear();
-  }
 }

@@ -9,7 +9,7 @@ import { tempDir } from '../helpers/fs.js';
 
 const HOOK = fileURLToPath(new URL('../fixtures/record-modules.mjs', import.meta.url));
 /** Text only each SDK's code contains (the CLI is bundled, so files are chunks, not package paths). */
-const MARKERS = { 'node-vault': 'X-Vault-Token', '@kubernetes/client-node': 'loadFromCluster', '@aws-sdk/client-secrets-manager': 'secretsmanager', ioredis: 'ReplyError' };
+const MARKERS = { 'node-vault': 'X-Vault-Token', '@kubernetes/client-node': 'loadFromCluster', '@aws-sdk/client-secrets-manager': 'secretsmanager', ioredis: 'ReplyError', pg: 'SCRAM-SHA-256' };
 
 function loadedSdks(args: string[], exitCodes: number[] = [0]): string[] {
   const record = join(tempDir('stem-rotor-modules-'), 'loaded.txt');
@@ -19,7 +19,9 @@ function loadedSdks(args: string[], exitCodes: number[] = [0]): string[] {
   const files = readFileSync(record, 'utf8').split('\n').filter((url) => url.startsWith('file:'));
   expect(files.some((url) => url.endsWith('/bin.js'))).toBe(true);
   const sources = files.map((url) => readFileSync(fileURLToPath(url), 'utf8'));
-  return Object.entries(MARKERS).filter(([, marker]) => sources.some((source) => source.includes(marker))).map(([sdk]) => sdk);
+  // better-sqlite3 is a native addon kept outside the bundle: it shows as its own files
+  const external = files.some((url) => url.includes('/node_modules/better-sqlite3/')) ? ['better-sqlite3'] : [];
+  return [...Object.entries(MARKERS).filter(([, marker]) => sources.some((source) => source.includes(marker))).map(([sdk]) => sdk), ...external];
 }
 
 describe('lazy SDK loading', () => {
@@ -35,5 +37,22 @@ describe('lazy SDK loading', () => {
     writeFileSync(config, JSON.stringify({ rings: { v: { targets: [{ name: 'w', provider: 'vault-kv2', address: 'http://127.0.0.1:9', mount: 'secret', path: 'x' }] } } }));
     // the Vault address is unreachable, so status fails after loading the provider: that is enough here
     expect(loadedSdks(['status', 'v', '--config', config], [0, 1])).toEqual(['node-vault']);
+  });
+
+  it('a ring on PostgreSQL loads pg and no Redis client; one on SQLite loads better-sqlite3 and neither', () => {
+    const dir = tempDir('stem-rotor-lazy-');
+    expect(cli(['init', '--dir', dir]).code).toBe(0);
+    const withStem = (url: string) => {
+      const config = join(dir, `stem-${url.slice(0, 6)}.json`);
+      const targets = [{ name: 'producers', provider: 'dotenv', path: 'producers.env' }, { name: 'workers', provider: 'dotenv', path: 'workers.env' }];
+      // no gates listed: with `stem` set, the defaults include every stem-* gate
+      writeFileSync(config, JSON.stringify({ store: { type: 'file', dir: 'state' }, rings: { demo: { algorithm: 'hmac-sha256', stem: { broker: { url } }, targets } } }));
+      return config;
+    };
+    // a rotation in progress, so status evaluates the stem-* gates; unreachable or absent, they are unknown after loading the client
+    const postgres = withStem('postgres://nobody@127.0.0.1:9/stem');
+    expect(cli(['rotate', 'start', 'demo', '--config', postgres]).code).toBe(0);
+    expect(loadedSdks(['status', 'demo', '--config', postgres], [0, 1, 3])).toEqual(['pg']);
+    expect(loadedSdks(['status', 'demo', '--config', withStem(`sqlite://${join(dir, 'absent.db')}`)], [0, 1, 3])).toEqual(['better-sqlite3']);
   });
 });

@@ -48,15 +48,14 @@ async function health(options: RunOptions): Promise<{ ok: boolean; detail: strin
   try {
     const first = context.config.rings[0];
     if (first) await context.store.load(first.name);
-    const { StemRedis } = await import('../../stem/redis.js');
+    const { StemSources } = await import('../../stem/sources.js');
     for (const ring of context.config.rings) {
       if (!ring.stem) continue;
-      const redis = new StemRedis(ring.stem);
+      const stem = new StemSources(ring.stem);
       try {
-        await (await redis.broker()).ping();
-        await (await redis.backend()).ping();
+        await stem.ping();
       } finally {
-        await redis.close();
+        await stem.close();
       }
     }
     return { ok: true, detail: `store and signal sources of ${context.config.rings.length} ring${context.config.rings.length === 1 ? '' : 's'} reachable` };

@@ -1,0 +1,141 @@
+/**
+ * Read-only connections to Stem's PostgreSQL or SQLite broker/backend (stem-interop-2 §5). `pg` and
+ * `better-sqlite3` are imported lazily: rings on Redis never load them. PostgreSQL sessions are
+ * read-only (`default_transaction_read_only`); SQLite files are opened read-only and must exist.
+ */
+import { readFileSync } from 'node:fs';
+import type { StemEndpoint } from '../config/schema.js';
+import { ConfigError, RotorError } from '../errors.js';
+
+export type SqlDialect = 'postgres' | 'sqlite';
+export type SqlRow = Record<string, unknown>;
+
+export interface SqlClient {
+  readonly dialect: SqlDialect;
+  /** Where it points, safe for messages (no password). */
+  readonly label: string;
+  /** `sql` uses `$1…` for PostgreSQL and `?` for SQLite. */
+  query(sql: string, params?: readonly unknown[]): Promise<SqlRow[]>;
+  close(): Promise<void>;
+}
+
+/** A PostgreSQL URL with its password replaced, safe for messages. */
+export function redactPostgresUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return '(invalid postgres url)';
+  }
+}
+
+/** `sqlite:///abs/path.db` → `/abs/path.db`; `sqlite:rel/path.db` → `rel/path.db`. */
+export function sqlitePath(url: string): string {
+  const rest = url.slice('sqlite:'.length);
+  return rest.startsWith('//') ? rest.slice(2) : rest;
+}
+
+function readPem(path: string, what: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    throw new ConfigError(`postgres ${what} ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+}
+
+/** The `pg` client settings for an endpoint; the password comes from the URL or `passwordEnv`. */
+export function postgresConfig(endpoint: StemEndpoint, env: NodeJS.ProcessEnv = process.env): import('pg').ClientConfig {
+  const url = new URL(endpoint.url);
+  const password = endpoint.passwordEnv ? env[endpoint.passwordEnv] : url.password ? decodeURIComponent(url.password) : undefined;
+  if (endpoint.passwordEnv && password === undefined) throw new ConfigError(`postgres ${redactPostgresUrl(endpoint.url)}: $${endpoint.passwordEnv} is not set`);
+  const sslmode = url.searchParams.get('sslmode');
+  const tls = endpoint.tls ?? (sslmode && sslmode !== 'disable' && sslmode !== 'prefer' && sslmode !== 'allow' ? {} : undefined);
+  const user = endpoint.username ?? (url.username ? decodeURIComponent(url.username) : undefined);
+  return {
+    // ?host=/run/postgresql selects a Unix socket directory, as libpq does.
+    host: url.searchParams.get('host') ?? (url.hostname.replace(/^\[|\]$/g, '') || 'localhost'),
+    port: Number(url.port || 5432),
+    database: decodeURIComponent(url.pathname.slice(1)) || user || 'postgres',
+    ...(user ? { user } : {}),
+    ...(password !== undefined ? { password } : {}),
+    ...(tls
+      ? {
+          ssl: {
+            ...(tls.ca ? { ca: readPem(tls.ca, 'CA') } : {}),
+            ...(tls.cert ? { cert: readPem(tls.cert, 'client certificate') } : {}),
+            ...(tls.key ? { key: readPem(tls.key, 'client key') } : {}),
+            ...(tls.servername ? { servername: tls.servername } : {}),
+            rejectUnauthorized: true,
+          },
+        }
+      : {}),
+    application_name: 'stem-rotor',
+    connectionTimeoutMillis: endpoint.connectTimeout,
+    query_timeout: endpoint.commandTimeout,
+    statement_timeout: endpoint.commandTimeout,
+    options: '-c default_transaction_read_only=on',
+  };
+}
+
+async function connectPostgres(endpoint: StemEndpoint, role: string): Promise<SqlClient> {
+  const { default: pg } = await import('pg');
+  const label = `${role} PostgreSQL ${redactPostgresUrl(endpoint.url)}`;
+  const client = new pg.Client(postgresConfig(endpoint));
+  // A dropped connection arrives as an event; keep it so the next query explains itself.
+  let lost: Error | undefined;
+  client.on('error', (error: Error) => {
+    lost ??= error;
+  });
+  try {
+    await client.connect();
+  } catch (error) {
+    await client.end().catch(() => undefined);
+    throw new RotorError(`cannot reach Stem's ${label}: ${(error as Error).message}`);
+  }
+  return {
+    dialect: 'postgres',
+    label,
+    async query(sql, params = []) {
+      if (lost) throw new RotorError(`Stem's ${label}: connection lost: ${lost.message}`);
+      try {
+        return (await client.query(sql, [...params])).rows as SqlRow[];
+      } catch (error) {
+        throw new RotorError(`Stem's ${label}: ${(error as Error).message}`);
+      }
+    },
+    async close() {
+      await client.end().catch(() => undefined);
+    },
+  };
+}
+
+async function openSqlite(endpoint: StemEndpoint, role: string): Promise<SqlClient> {
+  const { default: Database } = await import('better-sqlite3');
+  const path = sqlitePath(endpoint.url);
+  const label = `${role} SQLite file ${path}`;
+  let db: import('better-sqlite3').Database;
+  try {
+    db = new Database(path, { readonly: true, fileMustExist: true, timeout: endpoint.commandTimeout });
+  } catch (error) {
+    throw new RotorError(`cannot open Stem's ${label}: ${(error as Error).message}`);
+  }
+  return {
+    dialect: 'sqlite',
+    label,
+    async query(sql, params = []) {
+      try {
+        return db.prepare(sql).all(...params) as SqlRow[];
+      } catch (error) {
+        throw new RotorError(`Stem's ${label}: ${(error as Error).message}`);
+      }
+    },
+    async close() {
+      db.close();
+    },
+  };
+}
+
+export function connectSql(endpoint: StemEndpoint, role: string): Promise<SqlClient> {
+  return endpoint.url.startsWith('sqlite:') ? openSqlite(endpoint, role) : connectPostgres(endpoint, role);
+}
