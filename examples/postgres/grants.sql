@@ -11,3 +11,7 @@ GRANT SELECT ON stem_queue_jobs,                  -- queued, delayed and in-flig
                 stem_worker_heartbeats            -- live workers and when they started (stem-workers)
   TO stem_rotor;
 ALTER ROLE stem_rotor SET default_transaction_read_only = on;
+
+-- Only if you use `stem-rotor broadcast resign` on this broker (it re-signs old-key broadcasts in
+-- place and deletes those every worker has read, in one transaction):
+-- GRANT UPDATE (envelope, updated_at), DELETE ON stem_broadcast_messages TO stem_rotor;

@@ -55,7 +55,7 @@ export function createStemBacklogGate(options: StemBacklogOptions): Gate {
         const channels = report.bySource.filter((source) => source.source === 'broadcast-retained' && source.count.signed > 0).map((source) => `${source.key} (${source.count.signed})`);
         return result(
           'wait',
-          `${retained.signed} broadcasts signed with ${dropping.join(', ')} stay in ${channels.join(', ')}: Stem never trims broadcast streams, and a worker that starts without a fixed consumer name reads its channel from the first entry, so it would dead-letter them once the key is gone. ${broker.kind === 'redis' ? `Re-sign them (stem-rotor broadcast resign ${context.ring.name} CHANNEL --dry-run, then --yes)` : 'Delete them from stem_broadcast_messages once no worker needs them (PostgreSQL keeps every broadcast, and every new worker id reads each one)'}, or set stem.fixedConsumerNames if every subscriber has a stable consumerName`,
+          `${retained.signed} broadcasts signed with ${dropping.join(', ')} stay in ${channels.join(', ')}: Stem never trims broadcast streams (nor PostgreSQL's broadcast rows), and a worker that starts without a fixed consumer name reads its channel from the first entry, so it would dead-letter them once the key is gone. Re-sign them (stem-rotor broadcast resign ${context.ring.name} CHANNEL --dry-run, then --yes), or set stem.fixedConsumerNames if every subscriber has a stable consumerName`,
           evidence,
         );
       }

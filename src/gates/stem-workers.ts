@@ -207,8 +207,12 @@ export function createStemWorkersGate(options: StemWorkersOptions): Gate {
         const where = scan.clocksMeasurable ? `in worker namespace "${signals.workerNamespace}" under ${signals.backendNamespace ?? signals.namespace}:worker:heartbeats` : `in stem_worker_heartbeats (namespace "${signals.backendNamespace ?? signals.namespace}", expires_at in the future)`;
         return verdict('unknown', `no live worker heartbeats ${where}${others}`, evidence);
       }
+      const unmeasured = scan.heartbeatTtlMismatch
+        ? ` (clocks not measured, clockSkew ${options.clockSkewMs}ms assumed: a heartbeat's remaining TTL exceeds stem.heartbeatTtl — set it to Stem's heartbeatTtl)`
+        : scan.clocksMeasurable
+          ? ''
+          : ` (worker clocks cannot be measured on this backend: clockSkew ${options.clockSkewMs}ms assumed)`;
       if (stale.length > 0) {
-        const unmeasured = scan.heartbeatTtlMismatch ? ` (clocks not measured, clockSkew ${options.clockSkewMs}ms assumed: a heartbeat's remaining TTL exceeds stem.heartbeatTtl — set it to Stem's heartbeatTtl)` : '';
         return verdict('wait', `${stale.length} of ${scan.live.length} live workers have not restarted since ${times.verified.toISOString()}: ${stale.map(describe).join('; ')}${unmeasured}`, evidence);
       }
       if (uncertain.length > 0) {
@@ -216,7 +220,7 @@ export function createStemWorkersGate(options: StemWorkersOptions): Gate {
         const described = uncertain.map(({ worker, afterMs, uncertaintyMs }) => `${describe(worker)} ${afterMs >= 0 ? `restarted ${Math.round(afterMs)}ms after` : `started ${Math.round(-afterMs)}ms before`} the write, within the start-up allowance (${options.startupAllowanceMs}ms) plus clock uncertainty (${uncertaintyMs}ms)`);
         return verdict(
           'wait',
-          `cannot prove ${uncertain.length} of ${scan.live.length} live workers loaded the new file: ${described.join('; ')}. Restart them once more, or, if you know they read it: stem-rotor rotate advance ${ring} --override ${options.name} --reason "…"`,
+          `cannot prove ${uncertain.length} of ${scan.live.length} live workers loaded the new file: ${described.join('; ')}${unmeasured}. Restart them once more, or, if you know they read it: stem-rotor rotate advance ${ring} --override ${options.name} --reason "…"`,
           evidence,
         );
       }

@@ -9,6 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { cli } from '../helpers/cli.js';
 import { tempDir } from '../helpers/fs.js';
+import type { Envelope } from '../../src/stem/envelope.js';
+import { verifyEnvelope } from '../../src/stem/signer.js';
 import { loadEnvFile } from '../helpers/stem-fleet.js';
 import { PostgresDatabase, SqliteDatabase, SqlWorker, StemSqlFleet } from '../helpers/stem-sql.js';
 
@@ -246,7 +248,36 @@ describe.each(['postgres', 'sqlite'] as const)('a Stem fleet on %s rotated by ru
     }
     await f.db.run('DELETE FROM stem_queue_jobs');
     const next = f.run();
-    if (kind === 'postgres') expect(next.message).toMatch(/1 broadcasts signed with .* stay in cache-flush \(1\).*Delete them from stem_broadcast_messages/);
-    else expect(next).toMatchObject({ action: 'advance', phase: 'stable' });
+    if (kind === 'sqlite') {
+      expect(next).toMatchObject({ action: 'advance', phase: 'stable' });
+      return;
+    }
+    expect(next.message).toMatch(/1 broadcasts signed with .* stay in cache-flush \(1\).*stem-rotor broadcast resign demo CHANNEL --dry-run/);
+    // a second broadcast that billing-1 has not read yet is re-signed in place; the one it read is deleted
+    const unread = await f.fleet.broadcast(old, 'cache-flush');
+    const preview = cli(['broadcast', 'resign', 'demo', 'cache-flush', '--dry-run', '--json', '--config', f.config]);
+    expect(preview.code, preview.stderr).toBe(0);
+    expect(JSON.parse(preview.stdout)).toMatchObject({ dryRun: true, entries: [expect.objectContaining({ action: 'remove' }), expect.objectContaining({ id: unread.id, action: 'resign', why: 'worker billing-1 has not received it' })] });
+    // the example's role only reads: the write is refused in one line, nothing changes
+    const refused = cli(['broadcast', 'resign', 'demo', 'cache-flush', '--yes', '--config', f.config]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/permission denied for table stem_broadcast_messages/);
+    expect(refused.stderr.trim().split('\n')).toHaveLength(1);
+    expect(await f.db.run('SELECT count(*)::int AS n FROM stem_broadcast_messages')).toEqual([{ n: 2 }]);
+    const optional = /^-- (GRANT UPDATE .*);$/m.exec(readFileSync(GRANTS, 'utf8'))?.[1] as string;
+    await f.db.run(optional.replace('stem_rotor', `${(f.db as PostgresDatabase).name}_reader`));
+    const applied = cli(['broadcast', 'resign', 'demo', 'cache-flush', '--yes', '--config', f.config]);
+    expect(applied.code, applied.stderr).toBe(0);
+    expect(applied.stdout).toMatch(/re-signed 1 broadcasts with "demo-[^"]+", removed 1 already consumed/);
+    const rows = await f.db.run('SELECT id, envelope FROM stem_broadcast_messages');
+    expect(rows).toHaveLength(1);
+    const stored = rows[0] as { id: string; envelope: { headers: Record<string, string> } };
+    expect(stored.id).toBe(unread.id);
+    expect(f.run()).toMatchObject({ action: 'advance', phase: 'stable' });
+    // a worker reading it now, with only the keys left after the drop, verifies it
+    const after = loadEnvFile(join(f.dir, 'workers.env'));
+    expect(after.signingKeys.size).toBe(1);
+    expect(stored.envelope.headers['stem-signature-key']).toBe(after.activeKeyId);
+    expect(verifyEnvelope(stored.envelope as unknown as Envelope, after)).toMatchObject({ ok: true });
   });
 });

@@ -144,7 +144,7 @@ describe('steady load', () => {
     expect(run.finished, `the ring did not complete a rotation in 60 s; run log:\n${run.log.slice(-3000)}`).toBe(true);
     expect(run.totals.dead).toBe(0);
     expect(await redis.broker.keys('stem:dead:*')).toEqual([]);
-    expect(run.totals.enqueued).toBeGreaterThan(2000);
+    expect(run.totals.enqueued).toBeGreaterThan(1000); // a few hundred a second for as long as the rotation took
     expect(run.totals.ok).toBeGreaterThan(run.totals.enqueued * 0.9);
     expect(run.totals.restarts).toBeGreaterThanOrEqual(5); // both files changed at add-new, activate and drop
     expect(run.activeKey).not.toBe(run.initialKey);
