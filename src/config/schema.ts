@@ -110,7 +110,7 @@ export type RedisEndpoint = z.infer<typeof redisEndpointSchema>;
 /** Which kind of store a Stem URL names (stem-interop-2 §5): Redis, PostgreSQL, or a SQLite file. */
 export function stemStoreKind(url: string): 'redis' | 'postgres' | 'sqlite' | null {
   if (/^rediss?:\/\/[^/]+/.test(url)) return 'redis';
-  if (/^postgres(ql)?:\/\/[^/]*/.test(url)) return 'postgres';
+  if (/^postgres(ql)?:\/\//.test(url)) return URL.canParse(url) ? 'postgres' : null;
   if (/^sqlite:.+/.test(url)) return 'sqlite';
   return null;
 }

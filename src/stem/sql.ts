@@ -8,6 +8,13 @@ import type { StemEndpoint } from '../config/schema.js';
 import { ConfigError, RotorError } from '../errors.js';
 
 export type SqlDialect = 'postgres' | 'sqlite';
+
+/** What to do about the errors a wrong database or a missing grant gives. */
+function hintFor(message: string, code: unknown): string {
+  if (code === '42P01' || /no such table/.test(message)) return " (Stem's tables are not here: wrong database or file, or Stem's migrations have not run there)";
+  if (code === '42501') return ' (grant SELECT on the table, as examples/postgres/grants.sql does)';
+  return '';
+}
 export type SqlRow = Record<string, unknown>;
 
 export interface SqlClient {
@@ -101,7 +108,8 @@ async function connectPostgres(endpoint: StemEndpoint, role: string): Promise<Sq
       try {
         return (await client.query(sql, [...params])).rows as SqlRow[];
       } catch (error) {
-        throw new RotorError(`Stem's ${label}: ${(error as Error).message}`);
+        const message = (error as Error).message;
+        throw new RotorError(`Stem's ${label}: ${message}${hintFor(message, (error as { code?: unknown }).code)}`);
       }
     },
     async close() {
@@ -127,7 +135,8 @@ async function openSqlite(endpoint: StemEndpoint, role: string): Promise<SqlClie
       try {
         return db.prepare(sql).all(...params) as SqlRow[];
       } catch (error) {
-        throw new RotorError(`Stem's ${label}: ${(error as Error).message}`);
+        const message = (error as Error).message;
+        throw new RotorError(`Stem's ${label}: ${message}${hintFor(message, undefined)}`);
       }
     },
     async close() {

@@ -23,11 +23,30 @@ function missingPrograms(): string[] {
   return Object.keys(PROGRAMS).filter((program) => spawnSync('sh', ['-c', `command -v ${program}`]).status !== 0);
 }
 
-export default function setup(): () => void {
+/** The SQL tests create their own databases on the machine's PostgreSQL (trust auth for postgres on 127.0.0.1). */
+async function postgresProblem(): Promise<string | null> {
+  const { default: pg } = await import('pg');
+  const client = new pg.Client({ connectionString: 'postgres://postgres@127.0.0.1:5432/postgres', connectionTimeoutMillis: 3000 });
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+    return null;
+  } catch (error) {
+    return (error as Error).message || String(error);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+export default async function setup(): Promise<() => void> {
   const missing = missingPrograms();
   if (missing.length > 0) {
     const packages = [...new Set(missing.map((program) => PROGRAMS[program]))].join(' ');
     throw new Error(`the test suite needs ${missing.join(', ')}; install with: apt-get install -y ${packages} (or run bash .ci/run, which installs them)`);
+  }
+  const postgres = await postgresProblem();
+  if (postgres !== null) {
+    throw new Error(`the test suite needs PostgreSQL on 127.0.0.1:5432 accepting user postgres without a password (trust), and could not use it: ${postgres}; start it with: pg_ctlcluster $(ls /etc/postgresql) main start (or run bash .ci/run, which installs, configures and starts it)`);
   }
   const root = mkdtempSync(join(tmpdir(), 'stem-rotor-suite-'));
   chmodSync(root, 0o755); // permission tests run the CLI as an unprivileged uid below it

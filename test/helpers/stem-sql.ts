@@ -54,7 +54,7 @@ export class PostgresDatabase implements SqlExecutor {
     this.client = client;
   }
 
-  static async create(prefix: string): Promise<PostgresDatabase> {
+  static async create(prefix: string, options: { readonly withStemTables?: boolean } = {}): Promise<PostgresDatabase> {
     const name = `${prefix}_${process.pid}_${randomBytes(3).toString('hex')}`;
     const admin = new pg.Client({ connectionString: ADMIN_URL });
     await admin.connect();
@@ -65,7 +65,7 @@ export class PostgresDatabase implements SqlExecutor {
     }
     const client = new pg.Client({ connectionString: `postgres://postgres@127.0.0.1:5432/${name}` });
     await client.connect();
-    await client.query(schema('postgres'));
+    if (options.withStemTables ?? true) await client.query(schema('postgres'));
     return new PostgresDatabase(name, client);
   }
 
