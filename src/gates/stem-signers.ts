@@ -186,7 +186,8 @@ export function createStemSignersGate(options: StemSignersOptions): Gate {
         return { ...verdict('unknown', `no signed envelope was enqueued since ${windowStart.toISOString()}: nothing proves every signer switched (set allowIdle on the gate for a fleet that may be idle)`, evidence), carry };
       }
       const recovered = offending.length > 0 ? ` (${offending.map((queue) => queue.queue).join(', ')} had old-key envelopes, followed by new-key ones and none since: their signers restarted)` : '';
-      return { ...verdict('pass', `all ${progress.newKey} signed envelopes enqueued since ${windowStart.toISOString()} carry "${rotation.newKeyId}"${recovered}`, evidence), carry };
+      const sampled = broker.kind === 'sql' ? ' (sampled: Stem deletes acknowledged job rows, so only envelopes still queued, delayed or in flight at each evaluation were seen)' : '';
+      return { ...verdict('pass', `all ${progress.newKey} signed envelopes enqueued since ${windowStart.toISOString()} carry "${rotation.newKeyId}"${recovered}${sampled}`, evidence), carry };
     },
   };
 }

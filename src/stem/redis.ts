@@ -3,29 +3,10 @@
  * backend DB (heartbeats). ioredis is imported lazily: rings without Stem signals never load it.
  * Supports rediss:// with a CA and a client certificate (mutual TLS), requirepass and ACL users.
  */
-import { readFileSync } from 'node:fs';
 import type { Redis, RedisOptions } from 'ioredis';
 import type { RedisEndpoint } from '../config/schema.js';
 import { ConfigError, RotorError } from '../errors.js';
-
-/** A URL with its password replaced, safe for messages. */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return '(invalid redis url)';
-  }
-}
-
-function readPem(path: string, what: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (error) {
-    throw new ConfigError(`redis ${what} ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
-  }
-}
+import { redactUrl, tlsFiles } from './endpoint.js';
 
 export function redisOptions(endpoint: RedisEndpoint, env: NodeJS.ProcessEnv = process.env): RedisOptions {
   const url = new URL(endpoint.url);
@@ -46,14 +27,7 @@ export function redisOptions(endpoint: RedisEndpoint, env: NodeJS.ProcessEnv = p
   if (endpoint.passwordEnv && password === undefined) throw new ConfigError(`redis ${redactUrl(endpoint.url)}: $${endpoint.passwordEnv} is not set`);
   if (password !== undefined) options.password = password;
   if (url.protocol === 'rediss:' || endpoint.tls) {
-    const tls = endpoint.tls ?? {};
-    options.tls = {
-      ...(tls.ca ? { ca: readPem(tls.ca, 'CA') } : {}),
-      ...(tls.cert ? { cert: readPem(tls.cert, 'client certificate') } : {}),
-      ...(tls.key ? { key: readPem(tls.key, 'client key') } : {}),
-      ...(tls.servername ? { servername: tls.servername } : {}),
-      rejectUnauthorized: true,
-    };
+    options.tls = tlsFiles(endpoint.tls ?? {}, 'redis');
   }
   return options;
 }

@@ -6,8 +6,9 @@
 import type { Redis } from 'ioredis';
 import { stemStoreKind, type StemEndpoint, type StemSignals } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
-import { connectRedis, redactUrl } from './redis.js';
-import { connectSql, redactPostgresUrl, sqlitePath, type SqlClient } from './sql.js';
+import { redactUrl } from './endpoint.js';
+import { connectRedis } from './redis.js';
+import { connectSql, sqlitePath, type SqlClient } from './sql.js';
 
 export type StemStore = { readonly kind: 'redis'; readonly redis: Redis; readonly endpoint: StemEndpoint } | { readonly kind: 'sql'; readonly sql: SqlClient };
 export type StemRole = 'broker' | 'backend';
@@ -16,7 +17,7 @@ export type StemRole = 'broker' | 'backend';
 export function describeEndpoint(endpoint: StemEndpoint): string {
   const kind = stemStoreKind(endpoint.url);
   if (kind === 'sqlite') return `sqlite ${sqlitePath(endpoint.url)}`;
-  return kind === 'postgres' ? `postgres ${redactPostgresUrl(endpoint.url)}` : `redis ${redactUrl(endpoint.url)}`;
+  return kind === 'postgres' ? `postgres ${redactUrl(endpoint.url)}` : `redis ${redactUrl(endpoint.url)}`;
 }
 
 export class StemSources {

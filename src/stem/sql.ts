@@ -3,9 +3,9 @@
  * `better-sqlite3` are imported lazily: rings on Redis never load them. PostgreSQL sessions are
  * read-only (`default_transaction_read_only`); SQLite files are opened read-only and must exist.
  */
-import { readFileSync } from 'node:fs';
 import type { StemEndpoint } from '../config/schema.js';
 import { ConfigError, RotorError } from '../errors.js';
+import { redactUrl, tlsFiles } from './endpoint.js';
 
 export type SqlDialect = 'postgres' | 'sqlite';
 
@@ -26,36 +26,17 @@ export interface SqlClient {
   close(): Promise<void>;
 }
 
-/** A PostgreSQL URL with its password replaced, safe for messages. */
-export function redactPostgresUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return '(invalid postgres url)';
-  }
-}
-
 /** `sqlite:///abs/path.db` → `/abs/path.db`; `sqlite:rel/path.db` → `rel/path.db`. */
 export function sqlitePath(url: string): string {
   const rest = url.slice('sqlite:'.length);
   return rest.startsWith('//') ? rest.slice(2) : rest;
 }
 
-function readPem(path: string, what: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (error) {
-    throw new ConfigError(`postgres ${what} ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
-  }
-}
-
 /** The `pg` client settings for an endpoint; the password comes from the URL or `passwordEnv`. */
 export function postgresConfig(endpoint: StemEndpoint, env: NodeJS.ProcessEnv = process.env): import('pg').ClientConfig {
   const url = new URL(endpoint.url);
   const password = endpoint.passwordEnv ? env[endpoint.passwordEnv] : url.password ? decodeURIComponent(url.password) : undefined;
-  if (endpoint.passwordEnv && password === undefined) throw new ConfigError(`postgres ${redactPostgresUrl(endpoint.url)}: $${endpoint.passwordEnv} is not set`);
+  if (endpoint.passwordEnv && password === undefined) throw new ConfigError(`postgres ${redactUrl(endpoint.url)}: $${endpoint.passwordEnv} is not set`);
   const sslmode = url.searchParams.get('sslmode');
   const tls = endpoint.tls ?? (sslmode && sslmode !== 'disable' && sslmode !== 'prefer' && sslmode !== 'allow' ? {} : undefined);
   const user = endpoint.username ?? (url.username ? decodeURIComponent(url.username) : undefined);
@@ -66,17 +47,7 @@ export function postgresConfig(endpoint: StemEndpoint, env: NodeJS.ProcessEnv = 
     database: decodeURIComponent(url.pathname.slice(1)) || user || 'postgres',
     ...(user ? { user } : {}),
     ...(password !== undefined ? { password } : {}),
-    ...(tls
-      ? {
-          ssl: {
-            ...(tls.ca ? { ca: readPem(tls.ca, 'CA') } : {}),
-            ...(tls.cert ? { cert: readPem(tls.cert, 'client certificate') } : {}),
-            ...(tls.key ? { key: readPem(tls.key, 'client key') } : {}),
-            ...(tls.servername ? { servername: tls.servername } : {}),
-            rejectUnauthorized: true,
-          },
-        }
-      : {}),
+    ...(tls ? { ssl: tlsFiles(tls, 'postgres') } : {}),
     application_name: 'stem-rotor',
     connectionTimeoutMillis: endpoint.connectTimeout,
     query_timeout: endpoint.commandTimeout,
@@ -87,7 +58,7 @@ export function postgresConfig(endpoint: StemEndpoint, env: NodeJS.ProcessEnv = 
 
 async function connectPostgres(endpoint: StemEndpoint, role: string): Promise<SqlClient> {
   const { default: pg } = await import('pg');
-  const label = `${role} PostgreSQL ${redactPostgresUrl(endpoint.url)}`;
+  const label = `${role} PostgreSQL ${redactUrl(endpoint.url)}`;
   const client = new pg.Client(postgresConfig(endpoint));
   // A dropped connection arrives as an event; keep it so the next query explains itself.
   let lost: Error | undefined;

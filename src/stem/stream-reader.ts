@@ -10,7 +10,8 @@ import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { RedisEndpoint } from '../config/schema.js';
 import { RotorError } from '../errors.js';
-import { redactUrl, redisOptions } from './redis.js';
+import { redactUrl } from './endpoint.js';
+import { redisOptions } from './redis.js';
 
 const CR = 13;
 const HEADERS = Buffer.from('headers');

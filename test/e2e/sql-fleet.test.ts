@@ -10,8 +10,9 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { cli } from '../helpers/cli.js';
 import { tempDir } from '../helpers/fs.js';
 import type { Envelope } from '../../src/stem/envelope.js';
-import { verifyEnvelope } from '../../src/stem/signer.js';
-import { loadEnvFile } from '../helpers/stem-fleet.js';
+import { parseStemJson } from '../../src/stem/json.js';
+import { signEnvelope, verifyEnvelope } from '../../src/stem/signer.js';
+import { loadEnvFile, newEnvelope } from '../helpers/stem-fleet.js';
 import { PostgresDatabase, SqliteDatabase, SqlWorker, StemSqlFleet } from '../helpers/stem-sql.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -73,19 +74,29 @@ describe.each(['postgres', 'sqlite'] as const)('a Stem fleet on %s rotated by ru
     const producerEnv = join(dir, 'producers.env');
     const workers = [new SqlWorker(fleet, 'worker-1', () => loadEnvFile(join(dir, 'workers.env')), 2001), new SqlWorker(fleet, 'worker-2', () => loadEnvFile(join(dir, 'workers.env')), 2002)];
     let producer = loadEnvFile(producerEnv);
+    const run = () => {
+      const result = cli(['run', '--once', '--json', '--config', config]);
+      expect(result.stderr).not.toMatch(/Error:|at .*\.js/);
+      expect(result.code).toBe(0);
+      return JSON.parse(result.stdout)[0] as { phase: string; outcome: string; message: string; action: string };
+    };
     return {
       dir,
       db,
       fleet,
       workers,
       config,
-      run: () => {
-        const result = cli(['run', '--once', '--json', '--config', config]);
-        expect(result.stderr).not.toMatch(/Error:|at .*\.js/);
-        expect(result.code).toBe(0);
-        return JSON.parse(result.stdout)[0] as { phase: string; outcome: string; message: string; action: string };
-      },
+      run,
       heartbeat: () => Promise.all(workers.map((worker) => worker.heartbeat())),
+      /** Start, restart every worker a soak later, and activate. */
+      activate: async () => {
+        await Promise.all(workers.map((worker) => worker.heartbeat()));
+        expect(run()).toMatchObject({ phase: 'added' });
+        await sleep(1100);
+        for (const worker of workers) worker.restart();
+        await Promise.all(workers.map((worker) => worker.heartbeat()));
+        expect(run()).toMatchObject({ phase: 'activated' });
+      },
       restartProducer: () => {
         producer = loadEnvFile(producerEnv);
       },
@@ -158,12 +169,7 @@ describe.each(['postgres', 'sqlite'] as const)('a Stem fleet on %s rotated by ru
 
   it('never drops while one producer is never restarted: stem-signers holds it', async () => {
     const f = setup();
-    await f.heartbeat();
-    expect(f.run()).toMatchObject({ phase: 'added' });
-    await sleep(1100);
-    for (const worker of f.workers) worker.restart();
-    await f.heartbeat();
-    expect(f.run()).toMatchObject({ phase: 'activated' });
+    await f.activate();
     await sleep(1100);
     for (const worker of f.workers) worker.restart();
     const stale = f.producer(); // this producer keeps the keys it read before activation
@@ -213,14 +219,21 @@ describe.each(['postgres', 'sqlite'] as const)('a Stem fleet on %s rotated by ru
     expect(replay.stderr).toMatch(/dlq replay needs Stem's broker on Redis; this ring's broker is (postgres|sqlite) /);
   });
 
+  it('dlq inspect verifies a dead letter whose args hold 10.0 and an integer beyond 2^53, read back as the store returns it', async () => {
+    const f = setup();
+    const args = parseStemJson('{"amount": 10.0, "ledger": 9007199254740993, "ratio": 0.1}') as Record<string, unknown>;
+    const signed = signEnvelope(newEnvelope('payments', new Date(), { args }), f.producer());
+    await f.fleet.deadLetter(signed, 'signature-invalid', { error: 'signature mismatch', keyId: signed.headers['stem-signature-key'] as string });
+    const stored = await f.db.run(`SELECT envelope${kind === 'postgres' ? '::text' : ''} AS envelope FROM stem_dead_letters`);
+    expect(String(stored[0]?.envelope)).toMatch(/"amount": ?10\.0/);
+    const inspected = cli(['dlq', 'inspect', 'demo', '--json', '--config', f.config]);
+    expect(inspected.code, inspected.stderr).toBe(0);
+    expect(JSON.parse(inspected.stdout)).toMatchObject({ groups: [expect.objectContaining({ queue: 'payments', verifiesWith: signed.headers['stem-signature-key'] })] });
+  });
+
   it('counts delayed and in-flight rows by their columns, and (PostgreSQL) broadcasts any new worker would re-read', async () => {
     const f = setup({ allowIdle: true });
-    await f.heartbeat();
-    expect(f.run()).toMatchObject({ phase: 'added' });
-    await sleep(1100);
-    for (const worker of f.workers) worker.restart();
-    await f.heartbeat();
-    expect(f.run()).toMatchObject({ phase: 'activated' });
+    await f.activate();
     const old = f.producer();
     await f.fleet.enqueue(old, 'default', {}, new Date(Date.now() + 3_600_000)); // a retry due in an hour
     // a requeued row keeps a future notBefore in its JSON but the column is cleared: queued (§8)
