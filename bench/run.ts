@@ -7,6 +7,8 @@ import { createServer } from 'node:net';
 import { countBacklog } from '../src/stem/backlog.js';
 import { revokeFanout } from './fanout.js';
 import { connectRedis } from '../src/stem/redis.js';
+import { connectSql } from '../src/stem/sql.js';
+import { sqlBacklog } from '../src/stem/sql-evidence.js';
 import { stemKeys } from '../src/stem/redis-keys.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -135,6 +137,52 @@ async function backlogScan(): Promise<Figure[]> {
   });
 }
 
+/**
+ * `stem-backlog` on Stem's PostgreSQL broker: 1,000,000 rows in `stem_queue_jobs` (queued, delayed,
+ * in flight; one in ten signed with the key being dropped), counted by the gate's query, in a
+ * database of its own on the machine's server.
+ */
+async function backlogScanPostgres(): Promise<Figure[]> {
+  const { default: pg } = await import('pg');
+  const name = `stem_rotor_bench_${process.pid}`;
+  const admin = new pg.Client({ connectionString: 'postgres://postgres@127.0.0.1:5432/postgres' });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  try {
+    const seeder = new pg.Client({ connectionString: `postgres://postgres@127.0.0.1:5432/${name}` });
+    await seeder.connect();
+    await seeder.query(`CREATE TABLE stem_queue_jobs (id TEXT PRIMARY KEY, namespace TEXT NOT NULL DEFAULT 'stem', queue TEXT NOT NULL, envelope JSONB NOT NULL, attempt INTEGER NOT NULL DEFAULT 0,
+      max_retries INTEGER NOT NULL DEFAULT 0, priority INTEGER NOT NULL DEFAULT 0, not_before TIMESTAMPTZ, locked_at TIMESTAMPTZ, locked_until TIMESTAMPTZ, locked_by TEXT,
+      created_at TIMESTAMPTZ DEFAULT CURRENT_TIMESTAMP, updated_at TIMESTAMPTZ DEFAULT CURRENT_TIMESTAMP)`);
+    await seeder.query(`INSERT INTO stem_queue_jobs (id, queue, envelope, not_before, locked_until, locked_by)
+      SELECT 'task-' || i, (ARRAY['emails','reports','billing'])[1 + i % 3],
+        jsonb_build_object('id', 'task-' || i, 'name', 'bench.task', 'args', jsonb_build_object('n', i),
+          'headers', jsonb_build_object('stem-signature', repeat('x', 43) || '=', 'stem-signature-key', CASE WHEN i % 10 = 0 THEN 'bench-20260101-0001' ELSE 'bench-20261128-0002' END),
+          'enqueuedAt', '2026-11-28T00:00:00.000000Z', 'notBefore', NULL, 'priority', 0, 'attempt', 0, 'maxRetries', 3, 'visibilityTimeout', NULL, 'queue', 'emails', 'meta', '{}'::jsonb),
+        CASE WHEN i % 5 = 1 THEN now() + interval '1 day' END, CASE WHEN i % 5 = 2 THEN now() + interval '5 minutes' END, CASE WHEN i % 5 = 2 THEN 'emails::default::w1::x' END
+      FROM generate_series(1, 1000000) AS i`);
+    await seeder.query(`CREATE TABLE stem_broadcast_messages (id TEXT PRIMARY KEY, namespace TEXT NOT NULL DEFAULT 'stem', channel TEXT NOT NULL, envelope JSONB NOT NULL, delivery TEXT NOT NULL DEFAULT 'at-least-once', created_at TIMESTAMPTZ, updated_at TIMESTAMPTZ);
+      CREATE TABLE stem_broadcast_ack (message_id TEXT NOT NULL REFERENCES stem_broadcast_messages(id) ON DELETE CASCADE, worker_id TEXT NOT NULL, namespace TEXT NOT NULL DEFAULT 'stem', acknowledged_at TIMESTAMPTZ, created_at TIMESTAMPTZ, updated_at TIMESTAMPTZ, PRIMARY KEY (message_id, worker_id))`);
+    await seeder.query('VACUUM ANALYZE stem_queue_jobs');
+    await seeder.end();
+    const sql = await connectSql({ url: `postgres://postgres@127.0.0.1:5432/${name}`, connectTimeout: 5000, commandTimeout: 600_000 }, 'bench');
+    try {
+      const options = { namespace: 'stem', keyIds: ['bench-20260101-0001'], after: new Date('2026-11-28T01:00:00.000Z') };
+      await sqlBacklog(sql, options); // warm the cache, as a gate evaluated every interval finds it
+      const started = process.hrtime.bigint();
+      const report = await sqlBacklog(sql, options);
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      if (report.total.scanned !== 1_000_000 || report.total.signed !== 100_000) throw new Error(`unexpected counts ${JSON.stringify(report.total)}`);
+      return [{ name: 'backlog-scan-postgres', value: Math.round(report.total.scanned / seconds), unit: 'rows/s', detail: { seconds: Number(seconds.toFixed(2)), scanned: report.total.scanned, signedWithOldKey: report.total.signed } }];
+    } finally {
+      await sql.close();
+    }
+  } finally {
+    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await admin.end();
+  }
+}
+
 /** `run --once` over 1,000 idle rings (one dotenv target each) on the Redis store, through the CLI. */
 async function runOnceThousandRings(): Promise<Figure[]> {
   return withRedis(async (url) => {
@@ -160,6 +208,7 @@ async function runOnceThousandRings(): Promise<Figure[]> {
 const BENCHMARKS: Record<string, () => Figure[] | Promise<Figure[]>> = {
   'status-cold-start': statusColdStart,
   'backlog-scan': backlogScan,
+  'backlog-scan-postgres': backlogScanPostgres,
   'revoke-fanout': revokeFanout,
   'run-once-1000-rings': runOnceThousandRings,
 };
