@@ -85,6 +85,13 @@ export class InvalidTransitionError extends RotorError {
   override readonly exitCode = ExitCode.usage;
 }
 
+/** A saved plan no longer matches the ring, its targets or its gates: nothing was written. */
+export class PlanChangedError extends RotorError {
+  override name = 'PlanChangedError' as const;
+  override readonly code = 'PLAN_CHANGED';
+  override readonly exitCode = ExitCode.usage;
+}
+
 /** "Can't happen": the CLI prints a bug-report hint. */
 export class InternalError extends RotorError {
   override name = 'InternalError' as const;

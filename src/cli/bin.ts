@@ -36,6 +36,8 @@ function collect(value: string, previous: string[]): string[] {
 function rotateStep(step: 'start' | 'advance' | 'abort', description: string): Command {
   const command = common(new Command(step).description(description).argument('<ring>').exitOverride())
     .option('--dry-run', 'print the redacted write plan; write nothing')
+    .option('--out <file>', 'with --dry-run: save the plan (ids, field changes, gate verdicts, state version, target hashes; no key material)')
+    .option('--plan <file>', 'apply exactly this saved plan, or refuse (exit 2) naming what changed since')
     .option('--reason <text>', 'why (recorded in the audit trail)');
   if (step !== 'start') {
     command.option('--approve', 'satisfy an approval gate').option('--override <gate>', 'let a non-passing gate through (repeatable; needs --reason; audited)', collect, []);

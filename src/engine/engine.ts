@@ -33,7 +33,7 @@ import {
   type AdvanceDecision,
 } from '../core/machine.js';
 import { phaseOf, type GateOutcome, type ObservedTarget, type RingState, type Transition, type WriteRecord } from '../core/types.js';
-import { ConfigError, ConflictError, ExitCode, GateBlockedError, LeaseHeldError, PartialFailureError, RotorError, TargetContentError, isRotorError } from '../errors.js';
+import { ConfigError, ConflictError, ExitCode, GateBlockedError, LeaseHeldError, PartialFailureError, PlanChangedError, RotorError, TargetContentError, isRotorError } from '../errors.js';
 import { buildGates, evaluateGates, gateName, type GateResult } from '../gates/index.js';
 import { generateKey, generateKeyId, keyFingerprint, type KeyMaterial, type RandomBytes } from '../stem/keys.js';
 import type { AuditEvent, Lease, StateStore } from '../store/types.js';
@@ -41,6 +41,7 @@ import { buildStatus, type StatusReport } from './status.js';
 import { stuckFor } from '../core/schedule.js';
 import { formatDuration } from '../config/duration.js';
 import { StemSources } from '../stem/sources.js';
+import { contentHash, sealPlan, situationChanges, stateVersion, transitionChanges, type SavedPlan } from '../core/saved-plan.js';
 import { fieldName, readTarget, toFields, writeOrder, type TargetHandle, type TargetRead } from './targets.js';
 
 export interface Actor {
@@ -79,6 +80,8 @@ export interface Override {
 
 export interface StepOptions {
   readonly dryRun?: boolean;
+  /** Apply exactly this saved plan (`--plan`), or refuse naming what changed since. */
+  readonly plan?: SavedPlan;
   readonly approve?: boolean;
   readonly overrides?: readonly Override[];
   readonly reason?: string;
@@ -104,6 +107,15 @@ export interface StepResult {
   readonly writes: readonly (WriteRecord | PlannedWrite)[];
   readonly message: string;
   readonly newKey?: { readonly id: string; readonly fingerprint: string | null };
+  /** A dry run's plan, to save with `--out` and apply with `--plan`. */
+  readonly plan?: SavedPlan;
+}
+
+/** The ids a step's transition gets: fresh, or a saved plan's. */
+interface StepIds {
+  readonly transitionId: string;
+  readonly rotationId: string;
+  readonly newKeyId: () => string;
 }
 
 export class RingEngine {
@@ -293,20 +305,34 @@ export class RingEngine {
   }
 
   async start(options: StepOptions = {}): Promise<StepResult> {
-    return this.step('start', options, async (state) => {
-      const newKeyId = this.freshKeyId(state);
-      return { kind: 'planned', state: planStart(state, { now: this.now(), transitionId: this.id('t'), rotationId: this.id('rot'), newKeyId }) };
-    });
+    return this.step('start', options, async (state, _gates, ids) => ({ kind: 'planned', state: planStart(state, { now: this.now(), transitionId: ids.transitionId, rotationId: ids.rotationId, newKeyId: ids.newKeyId() }) }));
   }
 
   async advance(options: StepOptions = {}): Promise<StepResult> {
-    return this.step('advance', options, async (state, gates) => planAdvance(state, gates, { now: this.now(), transitionId: this.id('t') }));
+    return this.step('advance', options, async (state, gates, ids) => planAdvance(state, gates, { now: this.now(), transitionId: ids.transitionId }));
   }
 
   async abort(options: StepOptions = {}): Promise<StepResult> {
-    return this.step('abort', options, async (state, gates) =>
-      planAbort(state, gates, { now: this.now(), transitionId: this.id('t'), ...(options.reason ? { reason: options.reason } : {}) }),
+    return this.step('abort', options, async (state, gates, ids) =>
+      planAbort(state, gates, { now: this.now(), transitionId: ids.transitionId, ...(options.reason ? { reason: options.reason } : {}) }),
     );
+  }
+
+  /** A saved plan's ids, so the apply writes exactly the key id the plan showed; else fresh ones. */
+  private stepIds(state: RingState, plan: SavedPlan | undefined): StepIds {
+    if (plan) return { transitionId: plan.transition.id, rotationId: plan.transition.rotationId ?? this.id('rot'), newKeyId: () => plan.transition.generatedKeyId ?? this.freshKeyId(state) };
+    return { transitionId: this.id('t'), rotationId: this.id('rot'), newKeyId: () => this.freshKeyId(state) };
+  }
+
+  /** Refuses a saved plan the ring, its state or its targets no longer match. */
+  private assertPlanSituation(plan: SavedPlan | undefined, action: string, state: RingState, reads: readonly TargetRead[]): void {
+    if (!plan) return;
+    const changes = situationChanges(plan, { ring: this.ring.name, action, stateVersion: stateVersion(state), targets: reads.map((read) => ({ name: read.handle.config.name, contentHash: contentHash(read.snapshot.fields) })) });
+    if (changes.length > 0) throw this.planChanged(action, changes);
+  }
+
+  private planChanged(action: string, changes: readonly string[]): PlanChangedError {
+    return new PlanChangedError(`the saved plan no longer applies; nothing was written:\n  - ${changes.join('\n  - ')}\nnext: make a new plan with \`stem-rotor rotate ${action} ${this.ring.name} --dry-run --out plan.json\`, review it, then apply it with --plan plan.json`);
   }
 
   async revoke(keyId: string, options: StepOptions & { readonly reason: string }): Promise<StepResult> {
@@ -317,7 +343,7 @@ export class RingEngine {
     if (options.dryRun) {
       const reads = await this.readAll();
       const { state } = await this.currentState(reads);
-      return this.describePlan('revoke', await plan(state), reads, []);
+      return this.describePlan('revoke', state, await plan(state), reads, [], options);
     }
     // Plan on what is known now: an unknown key id, missing material or an unwritable target refuses
     // the revoke before it pre-empts anyone's lease.
@@ -373,21 +399,22 @@ export class RingEngine {
   private async step(
     action: string,
     options: StepOptions,
-    decide: (state: RingState, gates: readonly GateOutcome[]) => Promise<AdvanceDecision>,
+    decide: (state: RingState, gates: readonly GateOutcome[], ids: StepIds) => Promise<AdvanceDecision>,
   ): Promise<StepResult> {
     if (options.dryRun) {
       const reads = await this.readAll();
       const { state } = await this.currentState(reads);
-      if (state.transition) return this.describePlan(action, state, reads, []);
+      if (state.transition) return this.describePlan(action, state, state, reads, [], options);
       checkTargets(state, reads.map((read) => read.observed));
       const { gates } = await this.evaluate(state, options);
-      const decision = await decide(state, gates);
+      const decision = await decide(state, gates, this.stepIds(state, undefined));
       if (decision.kind === 'blocked') throw blocked(this.ring.name, action, decision.gates);
-      return this.describePlan(action, decision.state, reads, gates);
+      return this.describePlan(action, state, decision.state, reads, gates, options);
     }
     // Refuse bad target content, drift and unwritable targets before taking the lease: bad input writes nothing anywhere.
     const preflight = await this.preflight(`rotate ${action} ${this.ring.name}`);
     const { state: known } = await this.currentState(preflight);
+    this.assertPlanSituation(options.plan, action, known, preflight);
     if (!known.transition) {
       checkTargets(known, preflight.map((read) => read.observed));
       if (action === 'start' || action === 'advance' || action === 'abort') assertActionApplies(known, action);
@@ -396,6 +423,7 @@ export class RingEngine {
     return this.withLease(action, async (lease) => {
       const reads = await this.readAll();
       const { state, bootstrapped } = await this.currentState(reads);
+      this.assertPlanSituation(options.plan, action, state, reads);
       if (bootstrapped) {
         await this.deps.store.save(state, lease);
         await this.audit('adopt', 'ok', { keys: state.keys.map((key) => `${key.id}=${key.fingerprint}`), activeKeyId: state.activeKeyId });
@@ -415,18 +443,21 @@ export class RingEngine {
       const { gates, progressed } = await this.evaluate(state, options);
       // What incremental gates read is kept even when they block: the next run goes on from there.
       if (progressed) await this.deps.store.save(progressed, lease);
-      const decision = await decide(progressed ?? state, gates);
+      const decision = await decide(progressed ?? state, gates, this.stepIds(state, options.plan));
       if (decision.kind === 'blocked') {
-        await this.audit(action, 'blocked', { gates: decision.gates });
+        await this.audit(action, 'blocked', { gates: decision.gates, ...(options.plan ? { plan: options.plan.hash } : {}) });
+        if (options.plan) throw this.planChanged(action, decision.gates.filter((gate) => gate.verdict !== 'pass' && !gate.overridden).map((gate) => `gate ${gate.name} now ${gate.verdict}: ${gate.reason}`));
         throw blocked(this.ring.name, action, decision.gates);
       }
       const planned = decision.state;
       const transition = planned.transition as Transition;
+      const drift = options.plan ? transitionChanges(options.plan, transition, gates) : [];
+      if (drift.length > 0) throw this.planChanged(action, drift);
       for (const gate of gates.filter((g) => g.overridden)) {
         await this.audit('override', 'overridden', { gate: gate.name, verdict: gate.verdict, gateReason: gate.reason, reason: gate.overridden?.reason, transition: transition.kind });
       }
       await this.deps.store.save(planned, lease);
-      await this.audit(action, 'planned', { transition: transition.kind, transitionId: transition.id, from: transition.from, desired: transition.desired, gates, ...(options.reason ? { reason: options.reason } : {}) });
+      await this.audit(action, 'planned', { transition: transition.kind, transitionId: transition.id, from: transition.from, desired: transition.desired, gates, ...(options.reason ? { reason: options.reason } : {}), ...(options.plan ? { plan: options.plan.hash } : {}) });
       const done = await this.execute(planned, lease, action);
       const finish = transition.kind === 'rollback' ? `; ACTIVE is the old key again — the abort finishes (the new key is removed) with \`stem-rotor rotate advance ${this.ring.name}\` once the drop gates pass` : '';
       return this.result(action, 'done', done.state, transition, gates, done.writes, `${transition.kind}: ring is now ${phaseOf(done.state)}${finish}`);
@@ -602,18 +633,34 @@ export class RingEngine {
     return { state, generated };
   }
 
-  private async describePlan(action: string, planned: RingState, reads: readonly TargetRead[], gates: readonly GateResult[]): Promise<StepResult> {
+  /** A dry run's result, with the plan `--out` saves: made on `before`, arriving at `planned`. */
+  private async describePlan(action: string, before: RingState, planned: RingState, reads: readonly TargetRead[], gates: readonly GateResult[], options: StepOptions): Promise<StepResult> {
     const transition = planned.transition as Transition;
-    const writes: PlannedWrite[] = writeOrder(reads.map((read) => read.handle)).map((handle) => {
-      const read = reads.find((r) => r.handle === handle) as TargetRead;
-      const after = { keyIds: transition.desired.keyIds, activeKeyId: handle.config.audience === 'verifiers' ? null : transition.desired.activeKeyId };
-      const variables = changedVariables(this.ring.algorithm, read.observed, transition.desired, read.snapshot.fields[fieldName(handle.config, STEM_ENV.algorithm)]);
-      const fields = variables.map((variable) => fieldName(handle.config, variable));
-      const before = { keyIds: read.observed.keys.map((key) => key.id), activeKeyId: read.observed.activeKeyId };
-      return { target: handle.config.name, audience: handle.config.audience, location: handle.provider.location, fields, before, after, change: fields.length > 0 };
+    const ordered = writeOrder(reads.map((read) => read.handle)).map((handle) => reads.find((r) => r.handle === handle) as TargetRead);
+    const writes: PlannedWrite[] = ordered.map((read) => {
+      const config = read.handle.config;
+      const after = { keyIds: transition.desired.keyIds, activeKeyId: config.audience === 'verifiers' ? null : transition.desired.activeKeyId };
+      const variables = changedVariables(this.ring.algorithm, read.observed, transition.desired, read.snapshot.fields[fieldName(config, STEM_ENV.algorithm)]);
+      const fields = variables.map((variable) => fieldName(config, variable));
+      const beforeSet = { keyIds: read.observed.keys.map((key) => key.id), activeKeyId: read.observed.activeKeyId };
+      return { target: config.name, audience: config.audience, location: read.handle.provider.location, fields, before: beforeSet, after, change: fields.length > 0 };
     });
-    const generated = transition.generatedKeyId ? ` (new key id and material are generated when applied; ${transition.generatedKeyId} is illustrative)` : '';
-    return this.result(action, 'planned', planned, transition, gates, writes, `dry run: ${transition.kind} would write ${writes.filter((w) => w.change).length} of ${writes.length} targets; nothing was written${generated}`);
+    const plan = sealPlan({
+      ring: this.ring.name,
+      action: action as SavedPlan['action'],
+      createdAt: this.now(),
+      stateVersion: stateVersion(before),
+      transition: { id: transition.id, kind: transition.kind, rotationId: transition.rotationId, from: transition.from, desired: transition.desired, generatedKeyId: transition.generatedKeyId },
+      targets: ordered.map((read, index) => {
+        const write = writes[index] as PlannedWrite;
+        return { name: write.target, location: write.location, contentHash: contentHash(read.snapshot.fields), fields: [...write.fields], before: write.before, after: write.after };
+      }),
+      gates: gates.map((gate) => ({ name: gate.name, verdict: gate.verdict, reason: gate.reason, ...(gate.overridden ? { overridden: gate.overridden } : {}) })),
+      approved: options.approve ?? false,
+      ...(options.reason ? { reason: options.reason } : {}),
+    });
+    const generated = transition.generatedKeyId && !before.transition ? ` (new key "${transition.generatedKeyId}": --out FILE saves this plan and --plan FILE applies exactly it, key id included; its material is generated then)` : '';
+    return { ...this.result(action, 'planned', planned, transition, gates, writes, `dry run: ${transition.kind} would write ${writes.filter((w) => w.change).length} of ${writes.length} targets; nothing was written${generated}`), plan };
   }
 
   private result(action: string, outcome: StepResult['outcome'], state: RingState, transition: Transition | null, gates: readonly GateResult[], writes: StepResult['writes'], message: string): StepResult {
