@@ -4,6 +4,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
+import { formatDuration } from './duration.js';
 import { resolvePath } from '../files/regular.js';
 import { configSchema, defaultGates, targetLocation, type RawConfig, type RingConfig, type StoreConfig, type TargetConfig } from './schema.js';
 
@@ -14,10 +15,19 @@ export function defaultConfigFile(): string {
   return DEFAULT_CONFIG_FILES.find((file) => statSync(file, { throwIfNoEntry: false })?.isFile()) ?? DEFAULT_CONFIG_FILES[0];
 }
 
+/** Valid, but probably not what was meant: `check` prints these. */
+export interface ConfigWarning {
+  readonly ring: string;
+  /** The named rule that raised it. */
+  readonly rule: string;
+  readonly message: string;
+}
+
 export interface Config {
   readonly path: string;
   readonly store: StoreConfig;
   readonly rings: readonly RingConfig[];
+  readonly warnings: readonly ConfigWarning[];
 }
 
 function issuePath(path: readonly PropertyKey[]): string {
@@ -88,6 +98,29 @@ const rules: Rule[] = [
   },
 ];
 
+type WarningRule = (ring: string, config: RawConfig['rings'][string]) => string[];
+
+/** Valid configurations that probably do not do what their author meant, each a named rule. */
+const warningRules: Record<string, WarningRule> = {
+  'gates-replace-defaults'(ring, config) {
+    const defaults = defaultGates(config.stem !== undefined);
+    return (['beforeActivate', 'beforeDrop'] as const).flatMap((slot) => {
+      const own = config.gates[slot];
+      if (!own) return [];
+      const missing = defaults[slot].map((gate) => gate.type).filter((type) => !own.some((gate) => gate.type === type));
+      return missing.length === 0 ? [] : [`rings.${ring}.gates.${slot} replaces the default gates, so ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} not run; list ${missing.length === 1 ? 'it' : 'them'} too to keep ${missing.length === 1 ? 'it' : 'them'}`];
+    });
+  },
+  'max-age-below-rotation'(ring, config) {
+    const { maxAge, propagate, drain } = config.policy;
+    return maxAge < propagate + drain ? [`rings.${ring}.policy.maxAge (${formatDuration(maxAge)}) is shorter than propagate + drain (${formatDuration(propagate + drain)}): a new key is already due before a rotation can finish`] : [];
+  },
+};
+
+function configWarnings(rings: RawConfig['rings']): ConfigWarning[] {
+  return Object.entries(rings).flatMap(([ring, config]) => Object.entries(warningRules).flatMap(([rule, check]) => check(ring, config).map((message) => ({ ring, rule, message }))));
+}
+
 /** A dotenv file is one place however many links lead to it: its device and inode. */
 function placeOf(target: TargetConfig): string {
   if (target.provider !== 'dotenv') return targetLocation(target);
@@ -140,7 +173,7 @@ export function parseConfig(document: unknown, path: string): Config {
   if (errors.length > 0) throw new ConfigError(`invalid config ${path}:\n  ${errors.join('\n  ')}`);
   const raw = parsed.data.store;
   const store: StoreConfig = raw.type === 'file' ? { ...raw, dir: within(raw.dir) } : raw;
-  return { path, store, rings };
+  return { path, store, rings, warnings: configWarnings(parsed.data.rings) };
 }
 
 export async function loadConfig(path: string): Promise<Config> {

@@ -10,9 +10,11 @@ export async function checkCommand(ring: string | undefined, options: CommonOpti
       return checkRing(engine, await engine.targets());
     }),
   );
-  print(options, { config: context.config.path, rings: reports }, () =>
+  const warnings = context.config.warnings.filter((warning) => names.includes(warning.ring));
+  print(options, { config: context.config.path, warnings, rings: reports }, () =>
     [
-      `config ${context.config.path}: valid`,
+      `config ${context.config.path}: valid${warnings.length > 0 ? `, ${warnings.length} warning${warnings.length === 1 ? '' : 's'}` : ''}`,
+      ...warnings.map((warning) => `  warning ${warning.rule}: ${warning.message}`),
       ...reports.flatMap((report) => [
         `ring ${report.ring}: ${report.ok ? 'ok' : 'PROBLEMS'}`,
         ...report.signals.map((signal) => `  ${signal.signal}: ${signal.ok ? 'ok' : 'UNREACHABLE'} (${signal.detail})`),
