@@ -2,7 +2,7 @@
  * Between a target's Stem variables and the core's view of it: parse and validate what a target
  * holds (S7), and render the variables a target must hold for a ring-level key set.
  */
-import { TargetContentError } from '../errors.js';
+import { InternalError, TargetContentError } from '../errors.js';
 import { keyFingerprint, type KeyMaterial } from '../stem/keys.js';
 import { lintSigningEnv } from '../stem/lint.js';
 import { STEM_ENV, StemConfigError, formatKeyList, loadStemSigningConfig, type Algorithm, type SigningEnv, type StemEnvName } from '../stem/signing-env.js';
@@ -85,14 +85,14 @@ export function renderKeySet(
 ): Partial<Record<StemEnvName, string>> {
   const keys = desired.keyIds.map((id) => {
     const key = material.get(id);
-    if (!key) throw new Error(`no material for key "${id}"`);
+    if (!key) throw new InternalError(`no material for key "${id}"`);
     return key;
   });
   const pick = (field: 'secret' | 'publicKey') =>
     formatKeyList(
       keys.map((key) => {
         const bytes = key[field];
-        if (!bytes) throw new Error(`key "${key.id}" has no ${field === 'secret' ? 'secret' : 'public key'}`);
+        if (!bytes) throw new InternalError(`key "${key.id}" has no ${field === 'secret' ? 'secret' : 'public key'}`);
         return { id: key.id, material: bytes };
       }),
     );

@@ -41,6 +41,7 @@ import { buildStatus, type StatusReport } from './status.js';
 import { stuckFor } from '../core/schedule.js';
 import { formatDuration } from '../config/duration.js';
 import { StemSources } from '../stem/sources.js';
+import { isNetworkError } from '../../providers/retry.js';
 import { contentHash, sealPlan, situationChanges, stateVersion, transitionChanges, type SavedPlan } from '../core/saved-plan.js';
 import { fieldName, readTarget, toFields, writeOrder, type TargetHandle, type TargetRead } from './targets.js';
 
@@ -586,13 +587,17 @@ export class RingEngine {
     return { state: final, writes: Object.values((state.transition as Transition).writes) };
   }
 
-  /** Bounded retries with backoff for transient failures; content and conflict errors are final. */
+  /**
+   * Bounded retries with backoff for socket-level failures a provider let through. Everything else is
+   * final: content, conflict and provider errors (providers retry their own transient faults), and a
+   * plain Error, which is a bug, not bad luck.
+   */
   private async withRetries(work: () => Promise<void>): Promise<void> {
     for (let attempt = 1; ; attempt += 1) {
       try {
         return await work();
       } catch (error) {
-        if (attempt >= 3 || (isRotorError(error) && !(error instanceof ConflictError))) throw error;
+        if (attempt >= 3 || !isNetworkError(error)) throw error;
         await this.deps.clock.sleep(50 * 2 ** attempt * (0.5 + this.randomBytes(1)[0]! / 255));
       }
     }

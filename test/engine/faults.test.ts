@@ -64,7 +64,7 @@ describe('revoke fan-out', () => {
     const h = createHarness({ targets: [{ name: 'a' }, { name: 'b' }, { name: 'c' }] });
     let healthy = false;
     const flaky = withFault((target, attempt) => {
-      if (target === 'b' && attempt === 1) throw new Error('ECONNRESET (transient)');
+      if (target === 'b' && attempt === 1) throw Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }); // a socket error a provider let through
       if (target === 'c' && !healthy) throw new Error('503 Service Unavailable');
     });
     const engine = h.engine({ providerFor: flaky });
@@ -83,6 +83,20 @@ describe('revoke fan-out', () => {
     expect(rerun.outcome).toBe('resumed');
     for (const target of ['a', 'b', 'c']) expect(readFileSync(h.path(target), 'utf8')).not.toContain(`${h.initialKey.id}:`);
     expect((await h.engine().status()).revokedKeyIds).toEqual([h.initialKey.id]);
+  });
+
+  it('a bug (a plain Error) is never retried as if it were transient; a socket error is, a bounded number of times', async () => {
+    const h = createHarness({ targets: [{ name: 'a' }, { name: 'b' }] });
+    const calls = new Map<string, number>();
+    const faulty = withFault((target, attempt) => {
+      calls.set(target, attempt);
+      if (target === 'a') throw new TypeError("Cannot read properties of undefined (reading 'version')");
+      throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+    });
+    const error = await h.engine({ providerFor: faulty }).revoke(h.initialKey.id, { reason: 'leak' }).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(PartialFailureError);
+    expect(calls.get('a')).toBe(1);
+    expect(calls.get('b')).toBe(3);
   });
 
   it('re-running the same revoke after a partial failure also converges', async () => {
