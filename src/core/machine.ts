@@ -234,7 +234,9 @@ export function assertActionApplies(state: RingState, action: 'start' | 'advance
 export function discardUnwrittenTransition(state: RingState, now: string): RingState | null {
   const transition = state.transition;
   if (!transition || transition.kind === 'revoke') return null;
-  const touched = Object.values(transition.writes).some((write) => write.status !== 'pending');
+  // Tolerated keys were written by an earlier attempt (a re-keyed start leaves the abandoned id on
+  // verifier targets): dropping the transition would leave them there, unknown to the ring.
+  const touched = transition.tolerated.length > 0 || Object.values(transition.writes).some((write) => write.status !== 'pending');
   if (touched) return null;
   const rotation = transition.kind === 'activate' && state.rotation ? { ...state.rotation, activateGatesPassed: false } : state.rotation;
   return { ...state, rotation, transition: null, updatedAt: now };

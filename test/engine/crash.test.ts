@@ -231,4 +231,27 @@ describe('re-keying when an Ed25519 seed never reached a signer', () => {
     const abandoned = (rekey?.details?.rekeyed as { abandoned: string }).abandoned;
     for (const target of Object.values(crashed.outcome.targets)) expect(target.keys).not.toContain(abandoned);
   });
+
+  it('an abort after the re-key, before anything else was written, does not drop the transition and leave the abandoned key behind (found by the model test)', async () => {
+    const spec: RingSpec = { algorithm: 'ed25519', targets: [{ name: 'producers' }, { name: 'workers', audience: 'verifiers' }] };
+    const h = createHarness(spec);
+    const counter = { writes: 0 };
+    const first: Process = { dead: false };
+    // the verifier gets the new public key, then the process dies before the signer gets the seed
+    const error = await h.engine({ store: storeOf(h.deps().store, first), providerFor: crashingProviders({ write: 0, when: 'after' }, counter, first) }).start().catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(Crash);
+    h.clock.increment(5 * 60_000 + 1);
+    // the resume re-keys (save 0), then dies before recording its first write (save 1): no write records, but the verifier holds the abandoned id
+    const second: Process = { dead: false };
+    await h.engine({ store: storeOf(h.deps().store, second, { write: 1, when: 'before', at: 'save' }), providerFor: crashingProviders(null, counter, second) }).advance().catch(() => undefined);
+    expect((await h.deps().store.load('ring'))?.transition?.tolerated).toHaveLength(1);
+    h.clock.increment(5 * 60_000 + 1);
+    await h.engine().abort();
+    const state = await h.deps().store.load('ring');
+    const workers = (await observe(h, spec)).targets.workers as { keys: string[] };
+    if (!state?.transition) expect(workers.keys.sort()).toEqual(state?.keys.map((key) => key.id).sort());
+    h.clock.increment(61 * 60_000);
+    await h.engine().advance().catch(() => undefined); // whatever is left converges
+    assertConverged(await observe(h, spec));
+  });
 });
