@@ -33,7 +33,7 @@ import {
   type AdvanceDecision,
 } from '../core/machine.js';
 import { phaseOf, type GateOutcome, type ObservedTarget, type RingState, type Transition, type WriteRecord } from '../core/types.js';
-import { ConfigError, ConflictError, ExitCode, GateBlockedError, LeaseHeldError, PartialFailureError, PlanChangedError, RotorError, TargetContentError, isRotorError } from '../errors.js';
+import { ConfigError, ConflictError, ExitCode, GateBlockedError, InternalError, LeaseHeldError, PartialFailureError, PlanChangedError, RotorError, TargetContentError, isRotorError } from '../errors.js';
 import { buildGates, evaluateGates, gateName, type GateResult } from '../gates/index.js';
 import { generateKey, generateKeyId, keyFingerprint, type KeyMaterial, type RandomBytes } from '../stem/keys.js';
 import type { AuditEvent, Lease, StateStore } from '../store/types.js';
@@ -549,6 +549,8 @@ export class RingEngine {
 
     if (transition.parallel) {
       const outcomes = await Promise.allSettled(handles.map((handle) => this.withRetries(() => writeOne(handle))));
+      const bug = outcomes.find((outcome) => outcome.status === 'rejected' && outcome.reason instanceof InternalError);
+      if (bug) throw (bug as PromiseRejectedResult).reason;
       const failures = outcomes.flatMap((outcome, index) => (outcome.status === 'rejected' ? [{ target: (handles[index] as TargetHandle).config.name, error: (outcome.reason as Error).message }] : []));
       if (failures.length > 0) {
         for (const failure of failures) await save((s) => recordFailure(s, failure.target, failure.error, this.now()));
@@ -561,7 +563,8 @@ export class RingEngine {
           await this.withRetries(() => writeOne(handle));
         } catch (error) {
           const written = handles.slice(0, index).filter((done) => (state.transition as Transition).writes[done.config.name]?.status === 'verified').map((done) => done.config.name);
-          if (written.length === 0) throw error;
+          // A tripped guard is a bug to report as one, never a target that merely failed.
+          if (written.length === 0 || error instanceof InternalError) throw error;
           const failure = { target: handle.config.name, error: (error as Error).message };
           await saving;
           await save((s) => recordFailure(s, failure.target, failure.error, this.now()));

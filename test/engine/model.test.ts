@@ -15,7 +15,9 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Redis } from 'ioredis';
+import { RedisServer } from '../helpers/redis-server.js';
 import { signingEnvOf } from '../../src/envfile/codec.js';
 import type { Provider } from '../../providers/types.js';
 import type { TargetConfig } from '../../src/config/schema.js';
@@ -43,6 +45,8 @@ type Command = (
 ) & {
   /** Runs at the same time as the next command (both engines' operations in flight together). */
   readonly concurrent: boolean;
+  /** Stem's dead letters are unreadable while it runs: the stem-dlq gate must say unknown and hold. */
+  readonly evidenceBroken: boolean;
 };
 
 interface Observed {
@@ -83,10 +87,12 @@ function checkActivation(before: ReadonlyMap<string, Observed>, after: ReadonlyM
 /** Checks S1/S2 after every target write of any orchestrator, against the reads after the previous one. */
 class WriteMonitor {
   private last: Map<string, Observed>;
-  constructor(
-    private readonly h: Harness,
-    private readonly algorithm: Algorithm,
-  ) {
+  private readonly h: Harness;
+  private readonly algorithm: Algorithm;
+
+  constructor(h: Harness, algorithm: Algorithm) {
+    this.h = h;
+    this.algorithm = algorithm;
     this.last = observe(h, algorithm);
   }
 
@@ -152,6 +158,7 @@ const commandArbitrary = (orchestrators: number): fc.Arbitrary<Command> =>
     active: fc.boolean(),
     fault: fc.option(fc.record({ left: fc.integer({ min: 1, max: 6 }), kind: fc.constantFrom('crash', 'transient' as const) }), { freq: 3 }),
     concurrent: fc.constantFrom(false, false, true),
+    evidenceBroken: fc.constantFrom(false, false, false, true),
   }) as fc.Arbitrary<Command>;
 
 /**
@@ -213,6 +220,30 @@ async function execute(h: Harness, command: Command, monitor: WriteMonitor): Pro
   }
 }
 
+/**
+ * Fail-closed gating, from the audit trail: an activate was planned no sooner than `propagate` (10m)
+ * after the start completed, a drop no sooner than `drain` (1h) after the activate or rollback.
+ */
+async function checkGating(h: Harness): Promise<void> {
+  const finished = new Map<string, number>();
+  for (const event of (await h.deps().store.readAudit('ring')).events) {
+    const kind = event.details?.transition;
+    if (typeof kind !== 'string') continue;
+    const at = Date.parse(event.time);
+    if (event.outcome === 'ok') finished.set(kind, at);
+    if (event.outcome !== 'planned') continue;
+    if (kind === 'activate') expect(at - (finished.get('start') ?? -Infinity), `activate planned ${event.time}, too soon after the start`).toBeGreaterThanOrEqual(10 * 60_000);
+    if (kind === 'drop') expect(at - Math.max(finished.get('activate') ?? -Infinity, finished.get('rollback') ?? -Infinity), `drop planned ${event.time}, too soon after the activate`).toBeGreaterThanOrEqual(60 * 60_000);
+  }
+}
+
+/** While the evidence was unreadable, no activate or drop may have been planned (fail closed). */
+async function checkHeldWhileBroken(h: Harness, auditBefore: number): Promise<void> {
+  const events = (await h.deps().store.readAudit('ring')).events.slice(auditBefore);
+  const planned = events.filter((event) => event.outcome === 'planned' && (event.details?.transition === 'activate' || event.details?.transition === 'drop'));
+  expect(planned.map((event) => `${event.details?.transition} at ${event.time}`), 'planned while the stem-dlq evidence was unreadable').toEqual([]);
+}
+
 /** Completed transitions by kind, across every run: the model must really rotate. */
 const completed = new Map<string, number>();
 
@@ -222,6 +253,17 @@ async function countCompleted(h: Harness): Promise<void> {
     if (typeof kind === 'string') completed.set(kind, (completed.get(kind) ?? 0) + 1);
   }
 }
+
+let redis: RedisServer;
+let broker: Redis;
+beforeAll(async () => {
+  redis = await new RedisServer().start();
+  broker = redis.client(0);
+});
+afterAll(async () => {
+  broker.disconnect();
+  await redis.stop();
+});
 
 describe('model: concurrent orchestrators, crashes and faults keep S1–S3, S7, S8, S10', () => {
   it(`holds over ${STEPS} generated steps`, async () => {
@@ -235,7 +277,11 @@ describe('model: concurrent orchestrators, crashes and faults keep S1–S3, S7, 
       async ({ algorithm, commands }) => {
         // Ed25519 rings have a verifier-only target, written first and never given a private key.
         const targets = algorithm === 'ed25519' ? [{ name: 'producers' }, { name: 'workers', audience: 'verifiers' as const }, { name: 'beat' }] : [{ name: 'producers' }, { name: 'workers' }, { name: 'beat' }];
-        const h = createHarness({ algorithm, policy: { maxAge: '1h', autoAdvance: true }, targets });
+        // Every gate slot also reads Stem's dead letters from a real redis-server, which some steps make unreadable.
+        const dlq = { type: 'stem-dlq', clockSkew: '1s' };
+        const gates = { beforeActivate: [{ type: 'soak' }, dlq], beforeDrop: [{ type: 'soak' }, dlq] };
+        const h = createHarness({ algorithm, policy: { maxAge: '1h', autoAdvance: true }, targets, gates, stem: { broker: { url: redis.url(0) } } });
+        await broker.del('stem:dead:model');
         const monitor = new WriteMonitor(h, algorithm);
         const secrets = new Set<string>();
         let before = observe(h, algorithm);
@@ -244,7 +290,14 @@ describe('model: concurrent orchestrators, crashes and faults keep S1–S3, S7, 
           h.clock.increment(command.wait);
           const inFlight = (await h.deps().store.load('ring'))?.transition?.kind;
           const together = command.concurrent && index + 1 < commands.length ? [command, commands[(index += 1)] as Command] : [command];
+          const broken = together.some((each) => each.evidenceBroken);
+          const auditBefore = (await h.deps().store.readAudit('ring')).events.length;
+          if (broken) await broker.lpush('stem:dead:model', '{"envelope": "not a dead letter'); // unparseable: could hide a failure
           await Promise.all(together.map((each) => execute(h, each, monitor)));
+          if (broken) {
+            await broker.del('stem:dead:model');
+            await checkHeldWhileBroken(h, auditBefore);
+          }
           before = await check(h, algorithm, before, together.length > 1 || together.some((each) => each.kind === 'revoke') || inFlight === 'revoke', secrets);
         }
         // finally every ring converges: the next commands resume whatever was left in flight
@@ -255,6 +308,7 @@ describe('model: concurrent orchestrators, crashes and faults keep S1–S3, S7, 
           (error: Error) => `${error.name}: ${error.message}`,
         );
         await countCompleted(h);
+        await checkGating(h);
         const state = await h.deps().store.load('ring');
         expect(state?.transition ?? null, `the final advance did not converge: ${outcome}\n${JSON.stringify({ keys: state?.keys, rotation: state?.rotation, transition: state?.transition, targets: [...observe(h, algorithm)].map(([n, o]) => [n, o.keys, o.active]) })}`).toBeNull();
         await check(h, algorithm, before, resuming === 'revoke', secrets);
