@@ -6,7 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { countBacklog } from '../src/stem/backlog.js';
 import { revokeFanout } from './fanout.js';
-import { connectRedis } from '../src/stem/redis.js';
+import { connectRedis } from '../src/endpoints/redis.js';
 import { connectSql } from '../src/stem/sql.js';
 import { sqlBacklog } from '../src/stem/sql-evidence.js';
 import { stemKeys } from '../src/stem/redis-keys.js';

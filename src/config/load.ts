@@ -4,7 +4,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
-import { formatDuration } from './duration.js';
+import { formatDuration } from '../core/duration.js';
 import { resolvePath } from '../files/regular.js';
 import { configSchema, defaultGates, targetLocation, type RawConfig, type RingConfig, type StoreConfig, type TargetConfig } from './schema.js';
 

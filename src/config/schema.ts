@@ -1,9 +1,8 @@
 /** The config file's schema: the single source of config types (`z.infer`). */
 import * as z from 'zod';
 import { ALGORITHMS, STEM_ENV_NAMES, type StemEnvName } from '../stem/signing-env.js';
-import { durationSchema } from './duration.js';
+import { durationSchema } from '../core/duration.js';
 import { DIALECTS } from '../envfile/codec.js';
-import { isTimeZone } from '../stem/timestamps.js';
 
 const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'use letters, digits, ".", "_" and "-"');
 
@@ -81,76 +80,10 @@ export function targetLocation(target: TargetConfig): string {
 }
 export type TargetConfig = z.infer<typeof targetSchema>;
 
-const endpointTlsSchema = z
-  .strictObject({
-    ca: z.string().optional().describe('PEM CA bundle'),
-    cert: z.string().optional().describe('PEM client certificate (mutual TLS)'),
-    key: z.string().optional().describe('PEM client key'),
-    servername: z.string().optional(),
-  })
-  .optional();
-
-const endpointFields = {
-  username: z.string().min(1).optional().describe('user (or put it in the URL)'),
-  passwordEnv: z.string().min(1).optional().describe('name of the environment variable holding the password; keeps it out of the file'),
-  tls: endpointTlsSchema,
-  connectTimeout: durationSchema.prefault('5s'),
-  commandTimeout: durationSchema.prefault('10s'),
-};
-
-export const redisEndpointSchema = z.strictObject({
-  url: z
-    .string()
-    .refine((url) => /^rediss?:\/\/[^/]+/.test(url), 'expected redis://host:port/db or rediss://…')
-    .describe('redis://[user[:password]@]host:port/db; rediss:// for TLS'),
-  ...endpointFields,
-});
-export type RedisEndpoint = z.infer<typeof redisEndpointSchema>;
-
-/** Which kind of store a Stem URL names (stem-interop-2 §5): Redis, PostgreSQL, or a SQLite file. */
-export function stemStoreKind(url: string): 'redis' | 'postgres' | 'sqlite' | null {
-  if (/^rediss?:\/\/[^/]+/.test(url)) return 'redis';
-  if (/^postgres(ql)?:\/\//.test(url)) return URL.canParse(url) ? 'postgres' : null;
-  if (/^sqlite:.+/.test(url)) return 'sqlite';
-  return null;
-}
-
-/** Stem's broker or result backend: Redis, PostgreSQL (read-only access suffices) or a SQLite file. */
-export const stemEndpointSchema = z
-  .strictObject({
-    url: z
-      .string()
-      .refine((url) => stemStoreKind(url) !== null, 'expected redis://host:port/db, rediss://…, postgres://[user@]host:port/database or sqlite:///path/to/stem.db')
-      .describe('redis://host:port/db (rediss:// for TLS), postgres://[user[:password]@]host:port/database (?sslmode=require for TLS), or sqlite:///absolute/path.db (sqlite:relative/path.db)'),
-    ...endpointFields,
-  })
-  .superRefine((endpoint, context) => {
-    if (stemStoreKind(endpoint.url) !== 'sqlite') return;
-    for (const field of ['username', 'passwordEnv', 'tls'] as const) {
-      if (endpoint[field] !== undefined) context.addIssue({ code: 'custom', path: [field], message: `a SQLite file has no ${field}` });
-    }
-  });
-export type StemEndpoint = z.infer<typeof stemEndpointSchema>;
-
-export const stemSignalsSchema = z.strictObject({
-  namespace: z.string().min(1).default('stem').describe("the broker's namespace: <ns>:stream/delayed/dead keys"),
-  backendNamespace: z.string().min(1).optional().describe("the result backend's namespace (<ns>:worker:heartbeat*); defaults to `namespace`, as StemRedisAdapter sets one value for both"),
-  workerNamespace: z.string().min(1).default('stem').describe("the workers' own (heartbeat/control) namespace: heartbeats whose `namespace` differs are not counted; <ns>.control.* queues are Stem's"),
-  broker: stemEndpointSchema.describe('STEM_BROKER_URL: queued, delayed and dead-lettered envelopes, broadcasts'),
-  backend: stemEndpointSchema.optional().describe('STEM_RESULT_BACKEND_URL: heartbeats; defaults to the broker'),
-  heartbeatInterval: durationSchema.prefault('10s').describe("the workers' heartbeat interval"),
-  heartbeatTtl: durationSchema.prefault('60s').describe("the backend's heartbeat TTL (Stem's heartbeatTtl): with it each worker's clock offset is measured"),
-  fixedConsumerNames: z
-    .boolean()
-    .default(false)
-    .describe('every worker subscribing to broadcasts has a stable consumerName, so no worker re-reads a broadcast channel from its first entry'),
-  timezone: z
-    .string()
-    .refine(isTimeZone, 'an IANA time zone such as Europe/Berlin')
-    .optional()
-    .describe('the zone of Stem processes older than 0.2, which wrote times without a zone; without it such a time counts as the latest instant it could mean'),
-});
-export type StemSignals = z.infer<typeof stemSignalsSchema>;
+export { redisEndpointSchema, stemEndpointSchema, stemStoreKind, type RedisEndpoint, type StemEndpoint } from '../endpoints/schema.js';
+export { stemSignalsSchema, type StemSignals } from '../stem/signals-schema.js';
+import { redisEndpointSchema } from '../endpoints/schema.js';
+import { stemSignalsSchema } from '../stem/signals-schema.js';
 
 const soakGateSchema = z.strictObject({
   type: z.literal('soak'),

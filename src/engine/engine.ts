@@ -39,7 +39,7 @@ import { generateKey, generateKeyId, keyFingerprint, type KeyMaterial, type Rand
 import type { AuditEvent, Lease, StateStore } from '../store/types.js';
 import { buildStatus, type StatusReport } from './status.js';
 import { stuckFor } from '../core/schedule.js';
-import { formatDuration } from '../config/duration.js';
+import { formatDuration } from '../core/duration.js';
 import { StemSources } from '../stem/sources.js';
 import { isNetworkError } from '../../providers/retry.js';
 import { contentHash, sealPlan, situationChanges, stateVersion, transitionChanges, type SavedPlan } from '../core/saved-plan.js';

@@ -4,7 +4,7 @@
  * delayed ZSET members. Read in pages; memory is bounded by a page, not by the backlog.
  */
 import type { Redis } from 'ioredis';
-import type { RedisEndpoint } from '../config/schema.js';
+import type { RedisEndpoint } from '../endpoints/schema.js';
 import { SIGNATURE_KEY_HEADER } from './canonical.js';
 import { isStemControlQueue, stemKeys } from './redis-keys.js';
 import { StreamReader, type EntryView } from './stream-reader.js';

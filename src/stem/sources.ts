@@ -4,10 +4,11 @@
  * whatever was opened.
  */
 import type { Redis } from 'ioredis';
-import { stemStoreKind, type StemEndpoint, type StemSignals } from '../config/schema.js';
+import { stemStoreKind, type StemEndpoint } from '../endpoints/schema.js';
+import type { StemSignals } from './signals-schema.js';
 import { ConfigError } from '../errors.js';
-import { redactUrl } from './endpoint.js';
-import { connectRedis } from './redis.js';
+import { connectRedis } from '../endpoints/redis.js';
+import { redactUrl } from '../endpoints/tls.js';
 import { connectSql, sqlitePath, type SqlClient } from './sql.js';
 
 export type StemStore = { readonly kind: 'redis'; readonly redis: Redis; readonly endpoint: StemEndpoint } | { readonly kind: 'sql'; readonly sql: SqlClient };
@@ -38,7 +39,7 @@ export class StemSources {
       const endpoint = this.endpoint(role);
       store =
         stemStoreKind(endpoint.url) === 'redis'
-          ? connectRedis(endpoint, role).then((redis) => ({ kind: 'redis' as const, redis, endpoint }))
+          ? connectRedis(endpoint, `Stem's ${role}`).then((redis) => ({ kind: 'redis' as const, redis, endpoint }))
           : connectSql(endpoint, role).then((sql) => ({ kind: 'sql' as const, sql }));
       this.opened.set(role, store);
     }

@@ -3,9 +3,9 @@
  * `better-sqlite3` are imported lazily: rings on Redis never load them. PostgreSQL sessions are
  * read-only (`default_transaction_read_only`); SQLite files are opened read-only and must exist.
  */
-import type { StemEndpoint } from '../config/schema.js';
+import type { StemEndpoint } from '../endpoints/schema.js';
 import { ConfigError, RotorError } from '../errors.js';
-import { redactUrl, tlsFiles } from './endpoint.js';
+import { redactUrl, tlsFiles } from '../endpoints/tls.js';
 
 export type SqlDialect = 'postgres' | 'sqlite';
 

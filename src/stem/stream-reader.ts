@@ -8,10 +8,10 @@
  */
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import type { RedisEndpoint } from '../config/schema.js';
+import type { RedisEndpoint } from '../endpoints/schema.js';
 import { RotorError } from '../errors.js';
-import { redactUrl } from './endpoint.js';
-import { redisOptions } from './redis.js';
+import { redisOptions } from '../endpoints/redis.js';
+import { redactUrl } from '../endpoints/tls.js';
 
 const CR = 13;
 const HEADERS = Buffer.from('headers');

@@ -8,11 +8,11 @@
  */
 import type { Redis } from 'ioredis';
 import type { Clock } from '../clock.js';
-import type { RedisEndpoint } from '../config/schema.js';
+import type { RedisEndpoint } from '../endpoints/schema.js';
 import { parseStoredState } from '../core/state-schema.js';
 import type { RingState } from '../core/types.js';
 import { LeaseHeldError, RotorError } from '../errors.js';
-import { connectRedis } from '../stem/redis.js';
+import { connectRedis } from '../endpoints/redis.js';
 import { currentProcess, processState, type ProcessIdentity } from '../files/process.js';
 import { hostname } from 'node:os';
 import { chainedText, readRecords, verifyRecords, type AuditRead, type AuditVerification, type StoredRecord } from './audit-chain.js';
@@ -106,7 +106,7 @@ export class RedisStore implements StateStore {
   }
 
   private redis(): Promise<Redis> {
-    this.client ??= connectRedis(this.options.endpoint, 'state store');
+    this.client ??= connectRedis(this.options.endpoint, "the state store's");
     return this.client;
   }
 

@@ -138,6 +138,7 @@ describe('a Stem fleet rotated by run --once', () => {
     const f = setup();
     await f.heartbeat();
     expect(f.run()).toMatchObject({ phase: 'added' });
+    await sleep(1100); // a restart milliseconds after the write could not be told from clock error
     f.workers[0]!.restart();
     for (let i = 0; i < 3; i += 1) {
       await sleep(600);

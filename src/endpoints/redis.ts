@@ -1,12 +1,12 @@
 /**
- * Connections to Stem's Redis: the broker DB (streams, delayed sets, dead letters) and the result
- * backend DB (heartbeats). ioredis is imported lazily: rings without Stem signals never load it.
- * Supports rediss:// with a CA and a client certificate (mutual TLS), requirepass and ACL users.
+ * Redis connections, for Stem's broker and backend and for the Redis state store. ioredis is imported
+ * lazily: rings without Redis never load it. Supports rediss:// with a CA and a client certificate
+ * (mutual TLS), requirepass and ACL users.
  */
 import type { Redis, RedisOptions } from 'ioredis';
-import type { RedisEndpoint } from '../config/schema.js';
+import type { RedisEndpoint } from './schema.js';
 import { ConfigError, RotorError } from '../errors.js';
-import { redactUrl, tlsFiles } from './endpoint.js';
+import { redactUrl, tlsFiles } from './tls.js';
 
 export function redisOptions(endpoint: RedisEndpoint, env: NodeJS.ProcessEnv = process.env): RedisOptions {
   const url = new URL(endpoint.url);
@@ -32,7 +32,8 @@ export function redisOptions(endpoint: RedisEndpoint, env: NodeJS.ProcessEnv = p
   return options;
 }
 
-export async function connectRedis(endpoint: RedisEndpoint, role: string): Promise<Redis> {
+/** `whose` names it in errors: "Stem's broker", "the state store's". */
+export async function connectRedis(endpoint: RedisEndpoint, whose: string): Promise<Redis> {
   // ioredis is CommonJS: module.exports is the Redis class, which ESM exposes as `default`
   // (Node, vitest and the esbuild bundle agree on that; its typings describe the namespace).
   const { default: Redis } = (await import('ioredis')) as unknown as { default: typeof import('ioredis').Redis };
@@ -46,7 +47,7 @@ export async function connectRedis(endpoint: RedisEndpoint, role: string): Promi
     await client.connect();
   } catch (error) {
     client.disconnect();
-    throw new RotorError(`cannot reach Stem's ${role} Redis at ${redactUrl(endpoint.url)}: ${(cause ?? (error as Error)).message}`);
+    throw new RotorError(`cannot reach ${whose} Redis at ${redactUrl(endpoint.url)}: ${(cause ?? (error as Error)).message}`);
   }
   return client;
 }

@@ -1,6 +1,6 @@
 /** What Redis and PostgreSQL endpoints share: URLs safe for messages, and TLS material from files. */
 import { readFileSync } from 'node:fs';
-import type { StemEndpoint } from '../config/schema.js';
+import type { StemEndpoint } from './schema.js';
 import { ConfigError } from '../errors.js';
 
 /** A URL with its password replaced, safe for messages. */
