@@ -1,7 +1,7 @@
 /** `check`: reach every target and signal source, parse and lint every target, prove the targets agree. */
 import type { RingConfig } from '../config/schema.js';
 import { observeTarget } from '../core/keyset.js';
-import { checkTargets } from '../core/machine.js';
+import { checkTargets } from '../core/guards.js';
 import { isRotorError } from '../errors.js';
 import { gateName } from '../gates/index.js';
 import { instantQuery } from '../gates/prometheus.js';

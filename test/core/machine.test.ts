@@ -1,21 +1,10 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { InternalError, InvalidTransitionError, TargetContentError } from '../../src/errors.js';
-import {
-  assertWriteSafe,
-  bootstrapState,
-  checkTargets,
-  completeTransition,
-  keyBirth,
-  nextGateSlot,
-  planAbort,
-  planAdvance,
-  planRevoke,
-  planStart,
-  recordWrite,
-  revokeNeedsNewKey,
-  rotationDue,
-} from '../../src/core/machine.js';
+import { completeTransition, nextGateSlot, planAbort, planAdvance, planStart, recordWrite } from '../../src/core/machine.js';
+import { assertWriteSafe, bootstrapState, checkTargets } from '../../src/core/guards.js';
+import { planRevoke, revokeNeedsNewKey } from '../../src/core/revoke.js';
+import { keyBirth, rotationDue } from '../../src/core/schedule.js';
 import { phaseOf, type GateOutcome, type ObservedTarget, type RingState, type Transition } from '../../src/core/types.js';
 
 const T0 = '2026-11-28T10:00:00.000Z';

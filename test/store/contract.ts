@@ -1,7 +1,7 @@
 /** One behaviour suite for every state store (file, redis). */
 import { hostname } from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { bootstrapState } from '../../src/core/machine.js';
+import { bootstrapState } from '../../src/core/guards.js';
 import { ConfigError, LeaseHeldError } from '../../src/errors.js';
 import type { StateStore } from '../../src/store/types.js';
 import { SimulatedClock } from '../helpers/clock.js';
