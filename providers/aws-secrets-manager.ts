@@ -12,7 +12,7 @@ import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { ConfigError, ConflictError, RotorError } from '../src/errors.js';
 import { stringFields } from './_fields.js';
 import { importLib } from './_import-lib.js';
-import { isNetworkError, withRetries, type RetryPolicy } from './retry.js';
+import { isTransientHttpError, withRetries, type RetryPolicy } from './retry.js';
 import type { Provider, TargetSnapshot, WriteRequest } from './types.js';
 
 export const PROVIDER_NAME = 'aws-secrets-manager';
@@ -38,8 +38,8 @@ function errorName(error: unknown): string {
 
 function isTransient(error: unknown): boolean {
   const name = errorName(error);
-  const status = (error as { $metadata?: { httpStatusCode?: number } } | null)?.$metadata?.httpStatusCode ?? 0;
-  return name === 'ThrottlingException' || name === 'InternalServiceError' || name === 'TooManyRequestsException' || status >= 500 || isNetworkError(error);
+  const status = (error as { $metadata?: { httpStatusCode?: number } } | null)?.$metadata?.httpStatusCode;
+  return name === 'ThrottlingException' || name === 'InternalServiceError' || name === 'TooManyRequestsException' || isTransientHttpError(error, status);
 }
 
 /** A UUID-shaped token from the idempotency key and the content: stable across retries and resumes. */

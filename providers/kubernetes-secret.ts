@@ -8,7 +8,7 @@
 import type { AppsV1Api, CoreV1Api, V1Secret } from '@kubernetes/client-node';
 import { ConfigError, ConflictError, RotorError } from '../src/errors.js';
 import { importLib } from './_import-lib.js';
-import { isNetworkError, withRetries, type RetryPolicy } from './retry.js';
+import { isTransientHttpError, withRetries, type RetryPolicy } from './retry.js';
 import type { Provider, TargetSnapshot, WriteRequest } from './types.js';
 
 export const PROVIDER_NAME = 'kubernetes-secret';
@@ -34,8 +34,7 @@ function statusOf(error: unknown): number | undefined {
 }
 
 function isTransient(error: unknown): boolean {
-  const status = statusOf(error);
-  return status === 429 || status === 500 || status === 502 || status === 503 || status === 504 || isNetworkError(error);
+  return isTransientHttpError(error, statusOf(error));
 }
 
 interface Clients {

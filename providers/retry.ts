@@ -35,3 +35,13 @@ export function isNetworkError(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === 'string' && ['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'ECONNABORTED', 'EAI_AGAIN', 'ERR_SOCKET_CONNECTION_TIMEOUT'].includes(code);
 }
+
+/** HTTP statuses worth retrying: throttling and the server-side 5xx that a later try may not meet. */
+export function isTransientStatus(status: number | undefined): boolean {
+  return status === 429 || (status !== undefined && status >= 500 && status <= 504);
+}
+
+/** The shared rule: a transient HTTP status (however the client reports it) or a socket-level failure. */
+export function isTransientHttpError(error: unknown, status: number | undefined): boolean {
+  return isTransientStatus(status) || isNetworkError(error);
+}

@@ -10,7 +10,7 @@ import type NodeVault from 'node-vault';
 import { ConfigError, ConflictError, RotorError } from '../src/errors.js';
 import { stringFields } from './_fields.js';
 import { importLib } from './_import-lib.js';
-import { isNetworkError, withRetries, type RetryPolicy } from './retry.js';
+import { isTransientHttpError, withRetries, type RetryPolicy } from './retry.js';
 import type { Provider, TargetSnapshot, WriteRequest } from './types.js';
 
 export const PROVIDER_NAME = 'vault-kv2';
@@ -47,8 +47,7 @@ function statusOf(error: unknown): number | undefined {
 }
 
 function isTransient(error: unknown): boolean {
-  const status = statusOf(error);
-  return status === 429 || status === 500 || status === 502 || status === 503 || status === 504 || isNetworkError(error);
+  return isTransientHttpError(error, statusOf(error));
 }
 
 const CAS_MISMATCH = /check-and-set parameter did not match/;

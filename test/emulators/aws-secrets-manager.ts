@@ -50,6 +50,13 @@ export class AwsSecretsManagerEmulator extends HttpEmulator {
     this.putVersion(secret, randomUUID(), JSON.stringify(data), undefined);
   }
 
+  /** A new AWSCURRENT version written by someone else (the console, another tool). */
+  putOutside(name: string, data: Record<string, unknown>): void {
+    const secret = this.secrets.get(name);
+    if (!secret) throw new Error(`no secret ${name}`);
+    this.putVersion(secret, randomUUID(), JSON.stringify(data), undefined);
+  }
+
   current(name: string): { versionId: string; data: Record<string, unknown> } | null {
     const secret = this.secrets.get(name);
     const version = secret && [...secret.versions.values()].find((v) => v.stages.has('AWSCURRENT'));
