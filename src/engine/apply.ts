@@ -19,9 +19,9 @@ import { readTarget, toFields, writeOrder, type TargetHandle, type TargetRead } 
  * Runs the state's transition to completion. Re-reads and re-validates everything first, so it is
  * also the resume path: targets already at the desired set are recorded, not rewritten.
  */
-export async function applyTransition(session: RingSession, initial: RingState, lease: Lease, action: string): Promise<{ state: RingState; writes: WriteRecord[] }> {
+/** `reads`: the command's own read round under this lease (saving the plan does not touch targets). */
+export async function applyTransition(session: RingSession, initial: RingState, lease: Lease, action: string, reads: readonly TargetRead[]): Promise<{ state: RingState; writes: WriteRecord[] }> {
   let state = initial;
-  const reads = await session.readAll();
   const fingerprints = checkTargets(state, reads.map((read) => read.observed));
   const material = mergeMaterial(reads);
   const latest = new Map(reads.map((read) => [read.handle.config.name, read]));

@@ -84,7 +84,7 @@ export class RingEngine extends RingSession {
         const planned = await plan(state);
         await this.deps.store.save(planned, lease);
         await this.audit('revoke', 'planned', { keyId, reason: options.reason, desired: planned.transition?.desired, preempted: state.transition?.kind ?? null });
-        const done = await applyTransition(this, planned, lease, 'revoke');
+        const done = await applyTransition(this, planned, lease, 'revoke', reads);
         return this.result('revoke', 'done', done.state, planned.transition as Transition, [], done.writes, `revoked "${keyId}"`);
       },
       true,
@@ -161,7 +161,7 @@ export class RingEngine extends RingSession {
       }
       if (state.transition) {
         await this.audit(action, 'ok', { resumed: state.transition.kind, transitionId: state.transition.id });
-        const done = await applyTransition(this, state, lease, action);
+        const done = await applyTransition(this, state, lease, action, reads);
         return this.result(action, 'resumed', done.state, state.transition, state.transition.gates, done.writes, `resumed the interrupted ${state.transition.kind}`);
       }
       checkTargets(state, reads.map((read) => read.observed));
@@ -183,7 +183,7 @@ export class RingEngine extends RingSession {
       }
       await this.deps.store.save(planned, lease);
       await this.audit(action, 'planned', { transition: transition.kind, transitionId: transition.id, from: transition.from, desired: transition.desired, gates, ...(options.reason ? { reason: options.reason } : {}), ...(options.plan ? { plan: options.plan.hash } : {}) });
-      const done = await applyTransition(this, planned, lease, action);
+      const done = await applyTransition(this, planned, lease, action, reads);
       const finish = transition.kind === 'rollback' ? `; ACTIVE is the old key again — the abort finishes (the new key is removed) with \`stem-rotor rotate advance ${this.ring.name}\` once the drop gates pass` : '';
       return this.result(action, 'done', done.state, transition, gates, done.writes, `${transition.kind}: ring is now ${phaseOf(done.state)}${finish}`);
     });
