@@ -6,7 +6,7 @@
 import { InternalError, TargetContentError } from '../errors.js';
 import type { Algorithm } from '../stem/signing-env.js';
 import { gatesPass, keySetOf } from './machine.js';
-import type { KeyRecord, ObservedTarget, RingState, Transition } from './types.js';
+import { holdsExactly, type KeyRecord, type ObservedTarget, type RingState, type Transition } from './types.js';
 
 function describeKeys(observed: ObservedTarget): string {
   const ids = observed.keys.map((key) => key.id).join(',') || '(none)';
@@ -41,8 +41,7 @@ export function bootstrapState(ring: string, algorithm: Algorithm, observations:
   const fingerprints = agreedFingerprints(observations);
   const reference = { keyIds: signer.keys.map((key) => key.id), activeKeyId: signer.activeKeyId };
   for (const observed of observations) {
-    const ids = observed.keys.map((key) => key.id);
-    const sameIds = ids.length === reference.keyIds.length && reference.keyIds.every((id) => ids.includes(id));
+    const sameIds = holdsExactly(observed, reference.keyIds);
     const sameActive = observed.audience === 'verifiers' || observed.activeKeyId === reference.activeKeyId;
     if (!sameIds || !sameActive) {
       throw new TargetContentError(observed.target, `disagrees with target "${signer.target}": ${describeKeys(observed)} vs ${describeKeys(signer)}; make the targets agree before stem-rotor manages the ring`);
@@ -79,8 +78,7 @@ export function checkTargets(state: RingState, observations: readonly ObservedTa
       throw new TargetContentError(observed.target, `active key is ${observed.activeKeyId ?? '(none)'}, expected ${[...allowedActive].join(' or ')}; someone else changed it`);
     }
     if (!transition) {
-      const ids = observed.keys.map((key) => key.id);
-      const same = ids.length === expected.keyIds.length && expected.keyIds.every((id) => ids.includes(id));
+      const same = holdsExactly(observed, expected.keyIds);
       if (!same || (observed.audience === 'all' && observed.activeKeyId !== expected.activeKeyId)) {
         throw new TargetContentError(observed.target, `drifted from the ring: ${describeKeys(observed)}, expected keys ${expected.keyIds.join(',')}, active ${expected.activeKeyId}`);
       }

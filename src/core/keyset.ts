@@ -6,7 +6,7 @@ import { InternalError, TargetContentError } from '../errors.js';
 import { keyFingerprint, type KeyMaterial } from '../stem/keys.js';
 import { lintSigningEnv } from '../stem/lint.js';
 import { STEM_ENV, StemConfigError, formatKeyList, loadStemSigningConfig, type Algorithm, type SigningEnv, type StemEnvName } from '../stem/signing-env.js';
-import type { Audience, DesiredKeySet, ObservedTarget } from './types.js';
+import { holdsExactly, type Audience, type DesiredKeySet, type ObservedTarget } from './types.js';
 
 /** The variables each audience is given (SPEC §2). */
 export function audienceFields(algorithm: Algorithm, audience: Audience): StemEnvName[] {
@@ -110,8 +110,7 @@ export function renderKeySet(
 
 /** Which of the audience's variables a write towards `desired` changes (for plans; no material needed). */
 export function changedVariables(algorithm: Algorithm, observed: ObservedTarget, desired: DesiredKeySet, rawAlgorithm: string | undefined): StemEnvName[] {
-  const ids = observed.keys.map((key) => key.id);
-  const sameIds = ids.length === desired.keyIds.length && desired.keyIds.every((id) => ids.includes(id));
+  const sameIds = holdsExactly(observed, desired.keyIds);
   return audienceFields(algorithm, observed.audience).filter((variable) => {
     if (variable === STEM_ENV.algorithm) return rawAlgorithm?.trim() !== algorithm;
     if (variable === STEM_ENV.activeKey) return observed.activeKeyId !== desired.activeKeyId;
@@ -121,8 +120,7 @@ export function changedVariables(algorithm: Algorithm, observed: ObservedTarget,
 
 /** True when the target already holds exactly `desired` (same ids, fingerprints, active key). */
 export function holdsKeySet(observed: ObservedTarget, desired: DesiredKeySet, fingerprints: ReadonlyMap<string, string>): boolean {
-  const ids = observed.keys.map((key) => key.id);
-  if (ids.length !== desired.keyIds.length || !desired.keyIds.every((id) => ids.includes(id))) return false;
+  if (!holdsExactly(observed, desired.keyIds)) return false;
   if (!observed.keys.every((key) => fingerprints.get(key.id) === key.fingerprint)) return false;
   if (observed.audience === 'all' && !observed.keys.every((key) => key.hasSecret)) return false;
   return observed.audience === 'verifiers' || observed.activeKeyId === desired.activeKeyId;

@@ -111,3 +111,9 @@ export interface ObservedTarget {
   /** null for verifiers (they have no active key) or when unset. */
   readonly activeKeyId: string | null;
 }
+
+/** The target holds exactly these key ids (in any order). */
+export function holdsExactly(observed: Pick<ObservedTarget, 'keys'>, keyIds: readonly string[]): boolean {
+  const ids = observed.keys.map((key) => key.id);
+  return ids.length === keyIds.length && keyIds.every((id) => ids.includes(id));
+}

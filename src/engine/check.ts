@@ -3,7 +3,7 @@ import type { RingConfig } from '../config/schema.js';
 import { observeTarget } from '../core/keyset.js';
 import { checkTargets } from '../core/guards.js';
 import { isRotorError } from '../errors.js';
-import { gateName } from '../gates/index.js';
+import { gateName, prometheusOptions } from '../gates/index.js';
 import { instantQuery } from '../gates/prometheus.js';
 import { lintSigningEnv, type LintFinding } from '../stem/lint.js';
 import { scanStemDeadLetters } from '../stem/dead-letters.js';
@@ -45,7 +45,7 @@ async function checkSignals(ring: RingConfig): Promise<SignalCheck[]> {
   }
   for (const gate of [...ring.gates.beforeActivate, ...ring.gates.beforeDrop]) {
     if (gate.type !== 'prometheus') continue;
-    const options = { name: gateName(gate), url: gate.url, query: gate.query, timeoutMs: gate.timeout, ...(gate.bearerTokenEnv ? { bearerTokenEnv: gate.bearerTokenEnv } : {}), ...(gate.username ? { username: gate.username } : {}), ...(gate.passwordEnv ? { passwordEnv: gate.passwordEnv } : {}) };
+    const options = prometheusOptions(gate);
     attempt(`prometheus ${gate.url} (${gateName(gate)})`, async () => `${(await instantQuery(options, gate.query, new Date())).length} series for ${gate.query}`);
   }
   try {

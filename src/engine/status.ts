@@ -1,7 +1,7 @@
 /** `status`: the ring's phase, keys (age, fingerprint, where present), targets, gate verdicts, next action. */
 import type { Provider } from '../../providers/types.js';
 import type { RingConfig } from '../config/schema.js';
-import { phaseOf, type RingState, type Transition, type WriteRecord } from '../core/types.js';
+import { holdsExactly, phaseOf, type RingState, type Transition, type WriteRecord } from '../core/types.js';
 import type { GateResult } from '../gates/index.js';
 import type { TargetRead } from './targets.js';
 import { stuckFor } from '../core/schedule.js';
@@ -42,7 +42,7 @@ export function buildStatus(ring: RingConfig, state: RingState, targets: readonl
   const targetRows = targets.map((t) => {
     const observed = t.read?.observed;
     const ids = observed?.keys.map((key) => key.id) ?? [];
-    const inSync = observed !== undefined && ids.length === expectedIds.length && expectedIds.every((id) => ids.includes(id)) && (observed.audience === 'verifiers' || observed.activeKeyId === state.activeKeyId);
+    const inSync = observed !== undefined && holdsExactly(observed, expectedIds) && (observed.audience === 'verifiers' || observed.activeKeyId === state.activeKeyId);
     return {
       name: t.name,
       audience: t.audience,

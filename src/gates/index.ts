@@ -2,7 +2,7 @@
 import type { GateConfig, RingConfig } from '../config/schema.js';
 import type { GateSlot } from '../core/machine.js';
 import { createApprovalGate } from './approval.js';
-import { createPrometheusGate } from './prometheus.js';
+import { createPrometheusGate, type PrometheusOptions } from './prometheus.js';
 import { createSoakGate } from './soak.js';
 import { createStemBacklogGate } from './stem-backlog.js';
 import { createStemDlqGate } from './stem-dlq.js';
@@ -14,6 +14,20 @@ export type { Gate, GateContext, GateResult } from './types.js';
 
 export function gateName(config: GateConfig): string {
   return config.name ?? config.type;
+}
+
+/** A prometheus gate's settings as the gate and `check` use them. */
+export function prometheusOptions(config: Extract<GateConfig, { type: 'prometheus' }>): PrometheusOptions {
+  return {
+    name: gateName(config),
+    url: config.url,
+    query: config.query,
+    timeoutMs: config.timeout,
+    ...(config.liveness ? { liveness: config.liveness } : {}),
+    ...(config.bearerTokenEnv ? { bearerTokenEnv: config.bearerTokenEnv } : {}),
+    ...(config.username ? { username: config.username } : {}),
+    ...(config.passwordEnv ? { passwordEnv: config.passwordEnv } : {}),
+  };
 }
 
 export function buildGates(ring: RingConfig, slot: GateSlot): Gate[] {
@@ -38,16 +52,7 @@ export function buildGates(ring: RingConfig, slot: GateSlot): Gate[] {
       case 'stem-signers':
         return createStemSignersGate({ name: gateName(config), graceMs: config.grace, allowIdle: config.allowIdle, batchSize: config.batchSize });
       case 'prometheus':
-        return createPrometheusGate({
-          name: gateName(config),
-          url: config.url,
-          query: config.query,
-          timeoutMs: config.timeout,
-          ...(config.liveness ? { liveness: config.liveness } : {}),
-          ...(config.bearerTokenEnv ? { bearerTokenEnv: config.bearerTokenEnv } : {}),
-          ...(config.username ? { username: config.username } : {}),
-          ...(config.passwordEnv ? { passwordEnv: config.passwordEnv } : {}),
-        });
+        return createPrometheusGate(prometheusOptions(config));
     }
   });
 }
