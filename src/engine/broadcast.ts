@@ -14,12 +14,12 @@ import { SIGNATURE_HEADER, SIGNATURE_KEY_HEADER } from '../stem/canonical.js';
 import { stemKeys } from '../stem/redis-keys.js';
 import type { Redis } from 'ioredis';
 import { StemSources } from '../stem/sources.js';
-import { signEnvelope } from '../stem/signer.js';
+import { keysThatVerify, signEnvelope } from '../stem/signer.js';
 import { envelopeFromFields, streamFields } from '../stem/stream-format.js';
 import { envelopeSchema, envelopeToJson, type Envelope } from '../stem/envelope.js';
 import { parseStemJson, stringifyStemJson } from '../stem/json.js';
 import type { SqlClient } from '../stem/sql.js';
-import { keysThatVerify, ringContext, signingConfig } from './dlq.js';
+import { ringContext, signingConfig } from './dlq.js';
 import type { RingEngine } from './engine.js';
 
 export interface ResignedBroadcast {

@@ -4,46 +4,16 @@
  * targets hold. Replay re-signs with the active key only envelopes whose original signature verifies
  * under a key that is still trusted — never one signed by a revoked key.
  */
-import { createHmac, verify as edVerify } from 'node:crypto';
 import { ConfigError } from '../errors.js';
-import { decodeDartBase64 } from '../stem/base64.js';
-import { SIGNATURE_HEADER, SIGNATURE_KEY_HEADER, canonicalEnvelope } from '../stem/canonical.js';
+import { SIGNATURE_HEADER, SIGNATURE_KEY_HEADER } from '../stem/canonical.js';
 import { groupDeadLetters, scanStemDeadLetters, type DeadLetter, type DlqClass } from '../stem/dead-letters.js';
-import type { Envelope } from '../stem/envelope.js';
-import { ed25519PublicKey, type KeyMaterial } from '../stem/keys.js';
+import type { KeyMaterial } from '../stem/keys.js';
 import { stemKeys } from '../stem/redis-keys.js';
 import { StemSources } from '../stem/sources.js';
-import { signEnvelope } from '../stem/signer.js';
+import { keysThatVerify, signEnvelope } from '../stem/signer.js';
 import type { Algorithm, StemSigningConfig } from '../stem/signing-env.js';
 import { streamFields } from '../stem/stream-format.js';
 import { mergeMaterial, type RingEngine } from './engine.js';
-
-/** Which of the given keys produced this envelope's signature, whatever its key header says. */
-export function keysThatVerify(algorithm: Algorithm, envelope: Envelope, keys: ReadonlyMap<string, KeyMaterial>, timezone?: string): string[] {
-  const header = envelope.headers[SIGNATURE_HEADER];
-  if (header === undefined) return [];
-  let signature: Buffer;
-  try {
-    signature = decodeDartBase64(header);
-  } catch {
-    return [];
-  }
-  let message: Buffer;
-  try {
-    message = Buffer.from(canonicalEnvelope(envelope, timezone), 'utf8');
-  } catch {
-    return [];
-  }
-  const verifying: string[] = [];
-  for (const [id, key] of keys) {
-    if (algorithm === 'hmac-sha256') {
-      if (key.secret && createHmac('sha256', key.secret).update(message).digest().equals(signature)) verifying.push(id);
-    } else if (key.publicKey && key.publicKey.length === 32 && signature.length === 64 && edVerify(null, message, ed25519PublicKey(key.publicKey), signature)) {
-      verifying.push(id);
-    }
-  }
-  return verifying;
-}
 
 export interface InspectedLetter {
   readonly queue: string;

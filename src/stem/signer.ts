@@ -3,8 +3,14 @@ import { createHmac, sign as edSign, verify as edVerify } from 'node:crypto';
 import { Base64FormatError, decodeDartBase64 } from './base64.js';
 import { SIGNATURE_HEADER, SIGNATURE_KEY_HEADER, canonicalEnvelope } from './canonical.js';
 import type { Envelope } from './envelope.js';
-import { ed25519PrivateKey, ed25519PublicKey } from './keys.js';
+import { ed25519PrivateKey, ed25519PublicKey, type KeyMaterial } from './keys.js';
 import type { Algorithm, StemSigningConfig } from './signing-env.js';
+
+/** Does `signature` over `message` verify under this key (an HMAC secret, or a 32-byte Ed25519 public key)? */
+function verifiesUnder(algorithm: Algorithm, message: Buffer, signature: Buffer, key: Uint8Array): boolean {
+  if (algorithm === 'hmac-sha256') return createHmac('sha256', key).update(message).digest().equals(signature);
+  return key.length === 32 && signature.length === 64 && edVerify(null, message, ed25519PublicKey(key), signature);
+}
 
 export function computeSignature(algorithm: Algorithm, secret: Uint8Array, canonical: string): Buffer {
   const message = Buffer.from(canonical, 'utf8');
@@ -51,13 +57,33 @@ export function verifyEnvelope(envelope: Envelope, config: StemSigningConfig): V
     return { ok: false, keyId, message: 'signature header is not base64 encoded', deadLettered: true };
   }
   const message = Buffer.from(canonicalEnvelope(envelope), 'utf8');
-  if (config.algorithm === 'hmac-sha256') {
-    const expected = createHmac('sha256', key).update(message).digest();
-    return expected.equals(signature) ? { ok: true, keyId, skipped: false } : { ok: false, keyId, message: 'signature mismatch', deadLettered: true };
+  if (config.algorithm === 'ed25519') {
+    if (key.length !== 32) return { ok: false, keyId, message: 'Invalid public key length (ArgumentError)', deadLettered: false };
+    if (signature.length !== 64) return { ok: false, keyId, message: 'Invalid signature length (ArgumentError)', deadLettered: false };
   }
-  if (key.length !== 32) return { ok: false, keyId, message: 'Invalid public key length (ArgumentError)', deadLettered: false };
-  if (signature.length !== 64) return { ok: false, keyId, message: 'Invalid signature length (ArgumentError)', deadLettered: false };
-  return edVerify(null, message, ed25519PublicKey(key), signature)
-    ? { ok: true, keyId, skipped: false }
-    : { ok: false, keyId, message: 'signature mismatch', deadLettered: true };
+  return verifiesUnder(config.algorithm, message, signature, key) ? { ok: true, keyId, skipped: false } : { ok: false, keyId, message: 'signature mismatch', deadLettered: true };
+}
+
+/** Which of the given keys produced this envelope's signature, whatever its key header says. */
+export function keysThatVerify(algorithm: Algorithm, envelope: Envelope, keys: ReadonlyMap<string, KeyMaterial>, timezone?: string): string[] {
+  const header = envelope.headers[SIGNATURE_HEADER];
+  if (header === undefined) return [];
+  let signature: Buffer;
+  try {
+    signature = decodeDartBase64(header);
+  } catch {
+    return [];
+  }
+  let message: Buffer;
+  try {
+    message = Buffer.from(canonicalEnvelope(envelope, timezone), 'utf8');
+  } catch {
+    return [];
+  }
+  const verifying: string[] = [];
+  for (const [id, key] of keys) {
+    const material = algorithm === 'hmac-sha256' ? key.secret : key.publicKey;
+    if (material && verifiesUnder(algorithm, message, signature, material)) verifying.push(id);
+  }
+  return verifying;
 }
