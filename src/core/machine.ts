@@ -3,7 +3,7 @@
  * returns a new state or a verdict. No I/O, no clock, no randomness — ids and times come in as inputs.
  *
  *   stable ──start──▶ added ──advance──▶ activated ──advance──▶ stable (new key only)
- *            abort ◀── added        activated ──abort──▶ added (aborting) ──advance|abort──▶ stable (old key)
+ *            abort ◀── added        activated ──abort──▶ rolling-back ──advance|abort──▶ stable (old key)
  *
  * Revoke lives in `revoke.ts`, the checks against what targets hold in `guards.ts`, when to start
  * in `schedule.ts`.
@@ -75,7 +75,7 @@ export function planStart(state: RingState, input: Stamp & { readonly rotationId
 export function nextGateSlot(state: RingState): GateSlot | null {
   const rotation = state.rotation;
   if (!rotation) return null;
-  return rotation.phase === 'added' && !rotation.aborting ? 'beforeActivate' : 'beforeDrop';
+  return rotation.phase === 'added' ? 'beforeActivate' : 'beforeDrop';
 }
 
 export function gatesPass(gates: readonly GateOutcome[]): boolean {
@@ -96,7 +96,7 @@ export function planAdvance(state: RingState, gates: readonly GateOutcome[], sta
   if (!rotation) throw new InvalidTransitionError(`ring "${state.ring}" is stable; use rotate start`);
   if (!gatesPass(gates)) return { kind: 'blocked', gates };
   let transition: Transition;
-  if (rotation.phase === 'added' && !rotation.aborting) {
+  if (rotation.phase === 'added') {
     transition = newTransition(state, 'activate', { keyIds: keySetOf(state).keyIds, activeKeyId: rotation.newKeyId }, stamp, { gates });
     return { kind: 'planned', state: { ...state, rotation: { ...rotation, activateGatesPassed: true }, transition, updatedAt: stamp.now } };
   }
@@ -122,8 +122,9 @@ export function planAbort(state: RingState, gates: readonly GateOutcome[], stamp
     const transition = newTransition(state, 'rollback', { keyIds: keySetOf(state).keyIds, activeKeyId: rotation.oldKeyId }, stamp, extra);
     return { kind: 'planned', state: { ...state, transition, updatedAt: stamp.now } };
   }
-  if (rotation.aborting && !gatesPass(gates)) return { kind: 'blocked', gates };
-  const transition = newTransition(state, 'abort', dropKey(state, rotation, rotation.oldKeyId), stamp, { ...extra, gates: rotation.aborting ? gates : [] });
+  const rollingBack = rotation.phase === 'rolling-back';
+  if (rollingBack && !gatesPass(gates)) return { kind: 'blocked', gates };
+  const transition = newTransition(state, 'abort', dropKey(state, rotation, rotation.oldKeyId), stamp, { ...extra, gates: rollingBack ? gates : [] });
   return { kind: 'planned', state: { ...state, transition, updatedAt: stamp.now } };
 }
 
@@ -207,7 +208,6 @@ export function completeTransition(state: RingState, fingerprints: ReadonlyMap<s
         oldKeyId: state.activeKeyId,
         newKeyId,
         phase: 'added',
-        aborting: false,
         activateGatesPassed: false,
         startedAt: transition.startedAt,
         phaseStartedAt: transition.startedAt,
@@ -218,7 +218,7 @@ export function completeTransition(state: RingState, fingerprints: ReadonlyMap<s
     case 'activate':
       return { ...base, rotation: { ...(rotation as Rotation), phase: 'activated', phaseStartedAt: transition.startedAt, phaseVerifiedAt: now } };
     case 'rollback':
-      return { ...base, rotation: { ...(rotation as Rotation), phase: 'added', aborting: true, phaseStartedAt: transition.startedAt, phaseVerifiedAt: now } };
+      return { ...base, rotation: { ...(rotation as Rotation), phase: 'rolling-back', phaseStartedAt: transition.startedAt, phaseVerifiedAt: now } };
     case 'drop':
     case 'abort':
       return { ...base, rotation: null };

@@ -73,7 +73,7 @@ function sha256(domain: string, value: unknown): string {
  * not timestamps, nor what incremental gates read (a dry run evaluates them too).
  */
 export function stateVersion(state: RingState): string {
-  const rotation = state.rotation && { id: state.rotation.id, phase: state.rotation.phase, oldKeyId: state.rotation.oldKeyId, newKeyId: state.rotation.newKeyId, aborting: state.rotation.aborting };
+  const rotation = state.rotation && { id: state.rotation.id, phase: state.rotation.phase, oldKeyId: state.rotation.oldKeyId, newKeyId: state.rotation.newKeyId };
   const transition = state.transition && { id: state.transition.id, kind: state.transition.kind, desired: state.transition.desired, writes: Object.values(state.transition.writes).map((write) => [write.target, write.status, write.afterWrite ?? null]) };
   return sha256('state', { keys: state.keys.map((key) => [key.id, key.fingerprint]), activeKeyId: state.activeKeyId, revoked: state.revokedKeyIds, rotation, transition });
 }

@@ -39,13 +39,15 @@ const ringStateSchema = z.object({
       id: z.string(),
       oldKeyId: z.string(),
       newKeyId: z.string(),
-      phase: z.enum(['added', 'activated']),
-      aborting: z.boolean(),
+      phase: z.enum(['added', 'activated', 'rolling-back']),
+      /** stem-rotor 0.1 wrote a rollback as phase `added` with `aborting: true`. */
+      aborting: z.boolean().optional(),
       activateGatesPassed: z.boolean(),
       startedAt: time,
       phaseVerifiedAt: time,
       phaseStartedAt: time.optional(),
     })
+    .transform(({ aborting, ...rotation }) => (aborting ? { ...rotation, phase: 'rolling-back' as const } : rotation))
     .nullable(),
   transition: z
     .object({

@@ -72,9 +72,8 @@ export interface Rotation {
   readonly id: string;
   readonly oldKeyId: string;
   readonly newKeyId: string;
-  readonly phase: 'added' | 'activated';
-  /** Rolled back from `activated`: the next step drops the new key instead of the old one. */
-  readonly aborting: boolean;
+  /** `rolling-back`: rolled back from `activated` (ACTIVE is the old key again); the next step removes the new key. */
+  readonly phase: 'added' | 'activated' | 'rolling-back';
   /** The activate gates passed once (revoke may then promote the new key). */
   readonly activateGatesPassed: boolean;
   readonly startedAt: string;
@@ -98,8 +97,10 @@ export interface RingState {
   readonly gateProgress?: Readonly<Record<string, unknown>>;
 }
 
+/** The phase as users see it: a ring rolling back holds both keys with the old one active, like `added`. */
 export function phaseOf(state: RingState): Phase {
-  return state.rotation?.phase ?? 'stable';
+  const phase = state.rotation?.phase ?? 'stable';
+  return phase === 'rolling-back' ? 'added' : phase;
 }
 
 /** What one target holds, as the core sees it: ids, fingerprints, active, which keys have secrets. */

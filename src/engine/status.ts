@@ -10,7 +10,8 @@ export interface StatusReport {
   readonly ring: string;
   readonly algorithm: string;
   readonly phase: string;
-  readonly rotation: RingState['rotation'];
+  /** `aborting` stays for readers of stem-rotor 0.1's status JSON: the phase is `rolling-back`. */
+  readonly rotation: (NonNullable<RingState['rotation']> & { readonly aborting: boolean }) | null;
   readonly transition: { readonly kind: string; readonly writes: readonly WriteRecord[]; readonly desired: Transition['desired'] } | null;
   readonly keys: readonly { id: string; active: boolean; fingerprint: string; createdAt: string; ageMs: number; presentIn: string[] }[];
   readonly targets: readonly { name: string; audience: string; provider: string; location: string; version: string | null; keyIds: string[]; activeKeyId: string | null; inSync: boolean; error?: string }[];
@@ -59,7 +60,7 @@ export function buildStatus(ring: RingConfig, state: RingState, targets: readonl
     ring: ring.name,
     algorithm: state.algorithm,
     phase: phaseOf(state),
-    rotation: state.rotation,
+    rotation: state.rotation && { ...state.rotation, aborting: state.rotation.phase === 'rolling-back' },
     transition: state.transition ? { kind: state.transition.kind, writes: Object.values(state.transition.writes), desired: state.transition.desired } : null,
     keys,
     targets: targetRows,
@@ -79,7 +80,7 @@ function nextAction(ring: RingConfig, state: RingState, gates: readonly GateResu
   const rotation = state.rotation;
   if (!rotation) return `stable: run \`stem-rotor rotate start ${ring.name}\` to rotate (scheduled after maxAge)`;
   const waiting = gates.filter((gate) => gate.verdict !== 'pass');
-  const step = rotation.phase === 'added' && !rotation.aborting ? `activate "${rotation.newKeyId}"` : rotation.aborting ? `remove "${rotation.newKeyId}" (finish abort)` : `drop "${rotation.oldKeyId}"`;
+  const step = rotation.phase === 'added' ? `activate "${rotation.newKeyId}"` : rotation.phase === 'rolling-back' ? `remove "${rotation.newKeyId}" (finish abort)` : `drop "${rotation.oldKeyId}"`;
   if (waiting.length > 0) return `waiting to ${step}: ${waiting.map((gate) => `${gate.name}: ${gate.reason}`).join('; ')}`;
   return `ready: run \`stem-rotor rotate advance ${ring.name}\` to ${step}`;
 }

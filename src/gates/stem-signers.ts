@@ -138,7 +138,7 @@ export function createStemSignersGate(options: StemSignersOptions): Gate {
     async evaluate(context: GateContext): Promise<GateResult> {
       const verdict = verdictOf(options.name);
       const rotation = context.state.rotation;
-      if (!rotation || rotation.phase !== 'activated' || rotation.aborting) return verdict('pass', 'no activated key to prove: nothing is signed with a new key yet');
+      if (!rotation || rotation.phase !== 'activated') return verdict('pass', 'no activated key to prove: nothing is signed with a new key yet');
       const times = phaseTimes(context);
       if (!times) return verdict('unknown', 'no verified write time for the activation');
       const activatedAt = times.verified.toISOString();

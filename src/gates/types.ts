@@ -56,5 +56,5 @@ export function phaseTimes(context: GateContext): { started: Date; verified: Dat
 export function keysToDrop(context: GateContext): string[] {
   const rotation = context.state.rotation;
   if (!rotation) return [];
-  return rotation.aborting ? [rotation.newKeyId] : context.state.keys.map((key) => key.id).filter((id) => id !== rotation.newKeyId);
+  return rotation.phase === 'rolling-back' ? [rotation.newKeyId] : context.state.keys.map((key) => key.id).filter((id) => id !== rotation.newKeyId);
 }

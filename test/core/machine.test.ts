@@ -111,7 +111,7 @@ describe('transitions', () => {
     const rollback = planAbort(state, wait, stamp());
     expect((rollback as { state: RingState }).state.transition).toMatchObject({ kind: 'rollback', desired: { keyIds: ['k1', 'k2'], activeKeyId: 'k1' } });
     ({ state, targets } = apply((rollback as { state: RingState }).state, targets));
-    expect(state.rotation).toMatchObject({ phase: 'added', aborting: true });
+    expect(state.rotation).toMatchObject({ phase: 'rolling-back' });
     expect(nextGateSlot(state)).toBe('beforeDrop');
     expect(planAbort(state, wait, stamp()).kind).toBe('blocked');
     expect(planAdvance(state, wait, stamp()).kind).toBe('blocked');

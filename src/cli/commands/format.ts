@@ -22,7 +22,7 @@ export function formatStatus(report: StatusReport): string {
   const lines = [`ring ${report.ring} (${report.algorithm}) — phase: ${report.phase}`];
   const rotation = report.rotation;
   if (rotation) {
-    lines.push(`  rotation ${rotation.id}: ${rotation.oldKeyId} → ${rotation.newKeyId}${rotation.aborting ? ' (aborting)' : ''}, started ${rotation.startedAt}, phase verified ${rotation.phaseVerifiedAt}`);
+    lines.push(`  rotation ${rotation.id}: ${rotation.oldKeyId} → ${rotation.newKeyId}${rotation.phase === 'rolling-back' ? ' (aborting)' : ''}, started ${rotation.startedAt}, phase verified ${rotation.phaseVerifiedAt}`);
   }
   if (report.transition) {
     lines.push(`  interrupted ${report.transition.kind}: ${report.transition.writes.map((w) => `${w.target}=${w.status}`).join(', ') || 'no writes yet'}`);
