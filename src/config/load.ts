@@ -6,7 +6,8 @@ import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { formatDuration } from '../core/duration.js';
 import { resolvePath } from '../files/regular.js';
-import { configSchema, defaultGates, targetLocation, type RawConfig, type RingConfig, type StoreConfig, type TargetConfig } from './schema.js';
+import { sqlitePath } from '../stem/sql.js';
+import { configSchema, defaultGates, stemStoreKind, targetLocation, type StemEndpoint, type RawConfig, type RingConfig, type StoreConfig, type TargetConfig } from './schema.js';
 
 /** Looked for in the working directory, in this order, when no config is named. */
 export const DEFAULT_CONFIG_FILES = ['stem-rotor.yaml', 'stem-rotor.yml', 'stem-rotor.json'] as const;
@@ -142,6 +143,11 @@ function oneTargetPerPlace(rings: readonly RingConfig[]): string[] {
   return errors;
 }
 
+/** A SQLite file named relative to the config file, like every other path in it. */
+function sqliteWithin(endpoint: StemEndpoint, within: (file: string) => string): StemEndpoint {
+  return stemStoreKind(endpoint.url) === 'sqlite' ? { ...endpoint, url: `sqlite://${within(sqlitePath(endpoint.url))}` } : endpoint;
+}
+
 export function parseConfig(document: unknown, path: string): Config {
   const parsed = configSchema.safeParse(document);
   if (!parsed.success) throw new ConfigError(`invalid config ${path}:\n  ${formatIssues(parsed.error.issues).join('\n  ')}`);
@@ -152,6 +158,7 @@ export function parseConfig(document: unknown, path: string): Config {
     ...ring,
     name,
     keyIdPrefix: ring.keyIdPrefix ?? `${name}-`,
+    ...(ring.stem ? { stem: { ...ring.stem, broker: sqliteWithin(ring.stem.broker, within), ...(ring.stem.backend ? { backend: sqliteWithin(ring.stem.backend, within) } : {}) } } : {}),
     gates: {
       beforeActivate: ring.gates.beforeActivate ?? defaultGates(ring.stem !== undefined).beforeActivate,
       beforeDrop: ring.gates.beforeDrop ?? defaultGates(ring.stem !== undefined).beforeDrop,

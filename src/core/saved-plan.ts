@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import * as z from 'zod';
-import type { GateOutcome, RingState, Transition } from './types.js';
+import type { GateOutcome, ObservedTarget, RingState, Transition } from './types.js';
 
 export const PLAN_FORMAT = 'stem-rotor-plan/1';
 
@@ -34,7 +34,7 @@ export const savedPlanSchema = z.strictObject({
     z.strictObject({
       name: z.string(),
       location: z.string(),
-      /** SHA-256 over the target's Stem fields as read; any change since refuses the plan. */
+      /** SHA-256 over what the target holds (key ids, fingerprints, active key); any change since refuses the plan. */
       contentHash: z.string(),
       fields: z.array(z.string()).readonly(),
       before: sideSchema,
@@ -78,9 +78,13 @@ export function stateVersion(state: RingState): string {
   return sha256('state', { keys: state.keys.map((key) => [key.id, key.fingerprint]), activeKeyId: state.activeKeyId, revoked: state.revokedKeyIds, rotation, transition });
 }
 
-/** A target's content as read (its Stem fields): hashed with a domain of its own, never stored. */
-export function contentHash(fields: Readonly<Record<string, string>>): string {
-  return sha256('target-content', fields);
+/**
+ * What a target holds, as the core sees it: key ids with their fingerprints, which have secrets, the
+ * active key and the algorithm field. Never the raw values: a hash of a weak secret could be guessed
+ * offline, a fingerprint is no more than the state store already keeps.
+ */
+export function contentHash(observed: ObservedTarget, algorithmField: string | undefined): string {
+  return sha256('target-content', { keys: observed.keys.map((key) => [key.id, key.fingerprint, key.hasSecret]), active: observed.activeKeyId, algorithm: algorithmField ?? null });
 }
 
 export function sealPlan(plan: Omit<SavedPlan, 'hash' | 'format'>): SavedPlan {

@@ -52,10 +52,15 @@ export function stepIds(session: RingSession, state: RingState, plan: SavedPlan 
   return { transitionId: session.id('t'), rotationId: session.id('rot'), newKeyId: () => session.freshKeyId(state) };
 }
 
+/** A target's content hash for a plan: what it holds, never its raw values. */
+function targetHash(read: TargetRead): string {
+  return contentHash(read.observed, read.snapshot.fields[fieldName(read.handle.config, STEM_ENV.algorithm)]);
+}
+
 /** Refuses a saved plan the ring, its state or its targets no longer match. */
 export function assertPlanSituation(session: RingSession, plan: SavedPlan | undefined, action: string, state: RingState, reads: readonly TargetRead[]): void {
   if (!plan) return;
-  const changes = situationChanges(plan, { ring: session.ring.name, action, stateVersion: stateVersion(state), targets: reads.map((read) => ({ name: read.handle.config.name, contentHash: contentHash(read.snapshot.fields) })) });
+  const changes = situationChanges(plan, { ring: session.ring.name, action, stateVersion: stateVersion(state), targets: reads.map((read) => ({ name: read.handle.config.name, contentHash: targetHash(read) })) });
   if (changes.length > 0) throw planChanged(session, action, changes);
 }
 
@@ -83,7 +88,7 @@ export async function describePlan(session: RingSession, action: string, before:
     transition: { id: transition.id, kind: transition.kind, rotationId: transition.rotationId, from: transition.from, desired: transition.desired, generatedKeyId: transition.generatedKeyId },
     targets: ordered.map((read, index) => {
       const write = writes[index] as PlannedWrite;
-      return { name: write.target, location: write.location, contentHash: contentHash(read.snapshot.fields), fields: [...write.fields], before: write.before, after: write.after };
+      return { name: write.target, location: write.location, contentHash: targetHash(read), fields: [...write.fields], before: write.before, after: write.after };
     }),
     gates: gates.map((gate) => ({ name: gate.name, verdict: gate.verdict, reason: gate.reason, ...(gate.overridden ? { overridden: gate.overridden } : {}) })),
     approved: options.approve ?? false,

@@ -21,6 +21,8 @@ function dialectOf(sql: SqlClient) {
   let index = 0;
   return {
     param: () => (pg ? `$${++index}` : '?'),
+    /** A JSON value's type at a path ('object', 'string', …; null when absent). */
+    type: (column: string, key: string) => (pg ? `jsonb_typeof(${column}->'${key}')` : `json_type(${column}, '$."${key}"')`),
     /** A JSON text field, path given as keys. */
     text: (column: string, ...path: string[]) => (pg ? `${column}${path.map((key, i) => `${i === path.length - 1 ? '->>' : '->'}'${key}'`).join('')}` : `json_extract(${column}, '$${path.map((key) => `."${key}"`).join('')}')`),
     time: (column: string) => (pg ? `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')` : column),
@@ -148,7 +150,8 @@ export interface SqlBacklogOptions {
  */
 export async function sqlBacklog(sql: SqlClient, options: SqlBacklogOptions): Promise<BacklogReport> {
   const d = dialectOf(sql);
-  const keyId = `COALESCE(${d.text('envelope', 'headers', SIGNATURE_KEY_HEADER)}, '')`;
+  // '' unsigned; NULL headers that are not an object (Stem cannot decode such an envelope): unreadable
+  const keyId = `CASE WHEN ${d.type('envelope', 'headers')} NOT IN ('object', 'null') THEN NULL ELSE COALESCE(${d.text('envelope', 'headers', SIGNATURE_KEY_HEADER)}, '') END`;
   const enqueuedAfter = `CASE WHEN ${d.text('envelope', 'enqueuedAt')} > ${d.param()} THEN 1 ELSE 0 END`;
   const afterText = options.after.toISOString();
   const namespace = d.param();
@@ -169,7 +172,7 @@ export async function sqlBacklog(sql: SqlClient, options: SqlBacklogOptions): Pr
   for (const row of jobs) bucket(String(row.source_key), String(row.source) as BacklogSource).push(row);
   if (sql.dialect === 'postgres') {
     const e = dialectOf(sql);
-    const broadcastKey = `COALESCE(${e.text('m.envelope', 'headers', SIGNATURE_KEY_HEADER)}, '')`;
+    const broadcastKey = `CASE WHEN ${e.type('m.envelope', 'headers')} NOT IN ('object', 'null') THEN NULL ELSE COALESCE(${e.text('m.envelope', 'headers', SIGNATURE_KEY_HEADER)}, '') END`;
     const broadcastAfter = `CASE WHEN ${e.text('m.envelope', 'enqueuedAt')} > ${e.param()} THEN 1 ELSE 0 END`;
     const broadcastNamespace = e.param();
     const retained = await sql.query(
@@ -197,10 +200,11 @@ export async function sqlBacklog(sql: SqlClient, options: SqlBacklogOptions): Pr
     const count: BacklogCount = emptyCount();
     for (const row of rows) {
       const n = Number(row.n);
-      const id = String(row.key_id);
+      const id = row.key_id === null || row.key_id === undefined ? null : String(row.key_id);
       for (const into of [count, source === 'broadcast-retained' ? retainedTotal : total]) {
         into.scanned += n;
-        if (id === '') into.unsigned += n;
+        if (id === null) into.unparseable += n;
+        else if (id === '') into.unsigned += n;
         else if (dropping.has(id)) {
           into.signed += n;
           if (Number(row.after) === 1) into.signedAfter += n;

@@ -6,7 +6,8 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { postgresConfig } from '../../src/stem/sql.js';
+import { connectSql, postgresConfig } from '../../src/stem/sql.js';
+import { sqlBacklog } from '../../src/stem/sql-evidence.js';
 import { stemEndpointSchema } from '../../src/config/schema.js';
 import { cli } from '../helpers/cli.js';
 import { snapshotTree, tempDir } from '../helpers/fs.js';
@@ -82,5 +83,23 @@ describe('check on SQL stores', () => {
     expect(postgresConfig(stemEndpointSchema.parse({ url: 'postgres:///stem?host=/run/postgresql', username: 'rotor' }), {})).toMatchObject({ host: '/run/postgresql', database: 'stem', user: 'rotor' });
     expect(stemEndpointSchema.safeParse({ url: 'postgres://rotor@/stem' }).success).toBe(false);
     expect(postgresConfig(stemEndpointSchema.parse({ url: 'postgres://rotor@db/stem' }), {}).ssl).toBeUndefined();
+  });
+
+  it('a SQLite file named relative to the config file is found there, wherever the command runs', () => {
+    const { dir, config } = ringWith({ url: 'sqlite:data/stem.db' });
+    const result = cli(['check', '--config', config]);
+    expect(result.stdout).toContain(`broker sqlite ${join(dir, 'data', 'stem.db')}: UNREACHABLE (cannot open Stem's broker SQLite file ${join(dir, 'data', 'stem.db')}`);
+  });
+
+  it('a queued envelope whose headers are not an object counts as unreadable (it could be signed with any key), not as unsigned', async () => {
+    await stem.run(`INSERT INTO stem_queue_jobs (id, queue, envelope) VALUES ('bad-1', 'default', '{"id": "bad-1", "name": "t", "headers": "not-an-object", "enqueuedAt": "2026-11-28T00:00:00Z"}'), ('plain-1', 'default', '{"id": "plain-1", "name": "t", "headers": {}, "enqueuedAt": "2026-11-28T00:00:00Z"}')`);
+    const sql = await connectSql(stemEndpointSchema.parse({ url: stem.url }), 'broker');
+    try {
+      const report = await sqlBacklog(sql, { namespace: 'stem', keyIds: ['k1'], after: new Date('2026-11-28T01:00:00Z') });
+      expect(report.total).toMatchObject({ scanned: 2, unparseable: 1, unsigned: 1, signed: 0 });
+    } finally {
+      await sql.close();
+      await stem.run('DELETE FROM stem_queue_jobs');
+    }
   });
 });
