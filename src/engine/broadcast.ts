@@ -187,7 +187,7 @@ export async function resignBroadcasts(engine: RingEngine, channel: string, opti
     const broker = await stem.broker();
     if (broker.kind === 'redis') return await resignRedisBroadcasts(engine, broker.redis, context, channel, options);
     if (broker.sql.dialect === 'postgres') return await resignPostgresBroadcasts(engine, broker.sql, context, channel, options);
-    throw new ConfigError(`broadcast resign: Stem's SQLite broker keeps no broadcasts (they are delivered in-process only), so there is nothing to re-sign`);
+    throw new ConfigError(`broadcast resign: Stem's SQLite broker keeps no broadcasts (they are delivered in-process only), so there is nothing to re-sign; \`stem-rotor status ${engine.ring.name}\` shows what the next step waits for`);
   } finally {
     await stem.close();
   }

@@ -132,7 +132,7 @@ export async function replayDeadLetters(engine: RingEngine, options: DlqOptions 
     const signer = signingConfig(engine.ring.algorithm, state.activeKeyId, material);
     const replayed: (InspectedLetter & { stream: string })[] = [];
     const skipped: (InspectedLetter & { why: string })[] = [];
-    const broker = await stem.brokerRedis('dlq replay');
+    const broker = await stem.brokerRedis('dlq replay', `see what would verify with: stem-rotor dlq inspect ${engine.ring.name}`);
     for (const { letter, verifiesWith } of inspected) {
       const described = describeLetter(letter, verifiesWith);
       const trusted = verifiesWith.filter((id) => !revoked.has(id));

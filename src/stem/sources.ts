@@ -54,10 +54,10 @@ export class StemSources {
     return this.open('backend');
   }
 
-  /** The broker's Redis, for what only exists there (re-signing stream entries, DLQ replay). */
-  async brokerRedis(what: string): Promise<Redis> {
+  /** The broker's Redis, for what only exists there (DLQ replay); `instead` is the command to run otherwise. */
+  async brokerRedis(what: string, instead: string): Promise<Redis> {
     const store = await this.broker();
-    if (store.kind !== 'redis') throw new ConfigError(`${what} needs Stem's broker on Redis; this ring's broker is ${describeEndpoint(this.signals.broker)}`);
+    if (store.kind !== 'redis') throw new ConfigError(`${what} needs Stem's broker on Redis; this ring's broker is ${describeEndpoint(this.signals.broker)}. Nothing was written; ${instead}`);
     return store.redis;
   }
 
