@@ -29,6 +29,15 @@ export class ConfigError extends RotorError {
   override readonly exitCode = ExitCode.usage;
 }
 
+/** A config file that fails validation: every finding, each from a named rule (`check --json` lists them). */
+export class InvalidConfigError extends ConfigError {
+  readonly findings: readonly { readonly rule: string; readonly path: string; readonly message: string }[];
+  constructor(file: string, findings: InvalidConfigError['findings']) {
+    super(`invalid config ${file}:\n  ${findings.map((finding) => `${finding.path}: ${finding.message}`).join('\n  ')}`);
+    this.findings = findings;
+  }
+}
+
 /** A target's Stem signing config cannot be parsed, or disagrees with the ring: nothing was written. */
 export class TargetContentError extends RotorError {
   override name = 'TargetContentError' as const;

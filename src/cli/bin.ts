@@ -4,7 +4,7 @@
  * boundary — the only place that sets the exit code.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { ExitCode, GateBlockedError, InternalError, IoError, PartialFailureError, isExpectedIoError, isRotorError } from '../errors.js';
+import { ExitCode, GateBlockedError, InternalError, InvalidConfigError, IoError, PartialFailureError, isExpectedIoError, isRotorError } from '../errors.js';
 
 // Node's and libraries' warnings (the AWS SDK's NodeVersionSupportWarning) in stem-rotor's own log
 // format, so stderr stays JSON lines when it is not a terminal.
@@ -179,7 +179,8 @@ function report(error: unknown): number {
   if (isRotorError(error)) {
     const details = error instanceof GateBlockedError ? error.reasons : error instanceof PartialFailureError ? error.failures.map((f) => `${f.target}: ${f.error}`) : [];
     if (wantsJson()) {
-      process.stdout.write(`${JSON.stringify({ error: error.message, code: error.code, exitCode: error.exitCode, details }, null, 2)}\n`);
+      const findings = error instanceof InvalidConfigError ? { findings: error.findings } : {};
+      process.stdout.write(`${JSON.stringify({ error: error.message, code: error.code, exitCode: error.exitCode, details, ...findings }, null, 2)}\n`);
     }
     process.stderr.write(`stem-rotor: ${error.message}\n`);
     if (error instanceof InternalError) process.stderr.write('this is a bug in stem-rotor; please report it with the audit trail (stem-rotor audit --json)\n');

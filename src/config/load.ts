@@ -3,7 +3,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
-import { ConfigError } from '../errors.js';
+import { ConfigError, InvalidConfigError } from '../errors.js';
 import { formatDuration } from '../core/duration.js';
 import { resolvePath } from '../files/regular.js';
 import { sqlitePath } from '../stem/sql.js';
@@ -16,18 +16,31 @@ export function defaultConfigFile(): string {
   return DEFAULT_CONFIG_FILES.find((file) => statSync(file, { throwIfNoEntry: false })?.isFile()) ?? DEFAULT_CONFIG_FILES[0];
 }
 
-/** Valid, but probably not what was meant: `check` prints these. */
-export interface ConfigWarning {
-  readonly ring: string;
+/** What one named rule found: an error (the config is refused) or a warning (valid, but probably not what was meant). */
+export interface ConfigFinding {
   /** The named rule that raised it. */
   readonly rule: string;
+  /** Where in the config: `rings.main.targets[1].audience`. */
+  readonly path: string;
   readonly message: string;
+  /** The ring it concerns, if one. */
+  readonly ring?: string;
 }
+
+/** Valid, but probably not what was meant: `check` prints these. */
+export type ConfigWarning = ConfigFinding & { readonly ring: string };
 
 export interface Config {
   readonly path: string;
   readonly store: StoreConfig;
   readonly rings: readonly RingConfig[];
+  readonly warnings: readonly ConfigWarning[];
+}
+
+/** Validation as a value: the config when there are no errors, and everything every rule found. */
+export interface ConfigValidation {
+  readonly config: Config | null;
+  readonly errors: readonly ConfigFinding[];
   readonly warnings: readonly ConfigWarning[];
 }
 
@@ -43,83 +56,71 @@ export function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
   return issues.map((issue) => `${issuePath(issue.path)}: ${issue.message}`);
 }
 
-type Rule = (rings: RawConfig['rings']) => string[];
+/** A ring rule's finding before it is named: where (under `rings.RING`) and what. */
+type Found = readonly [path: string, message: string];
+type RingRule = (ring: string, config: RawConfig['rings'][string]) => Found[];
+const SLOTS = ['beforeActivate', 'beforeDrop'] as const;
 
-/** Cross-field checks that a schema cannot express, each a small named rule. */
-const rules: Rule[] = [
-  function verifiersNeedEd25519(rings) {
-    return Object.entries(rings).flatMap(([ring, config]) =>
-      config.targets.flatMap((target, index) =>
-        target.audience === 'verifiers' && config.algorithm === 'hmac-sha256'
-          ? [`rings.${ring}.targets[${index}].audience: "verifiers" needs algorithm ed25519 (Stem has no HMAC verify-only mode)`]
-          : [],
-      ),
+/** Cross-field checks that a schema cannot express: the config is refused. */
+const errorRules: Record<string, RingRule> = {
+  'verifiers-need-ed25519'(ring, config) {
+    return config.targets.flatMap((target, index): Found[] =>
+      target.audience === 'verifiers' && config.algorithm === 'hmac-sha256' ? [[`rings.${ring}.targets[${index}].audience`, '"verifiers" needs algorithm ed25519 (Stem has no HMAC verify-only mode)']] : [],
     );
   },
-  function ringNeedsASigner(rings) {
-    return Object.entries(rings).flatMap(([ring, config]) =>
-      config.targets.some((target) => target.audience === 'all') ? [] : [`rings.${ring}.targets: at least one target must have audience "all" (it holds the signing keys)`],
-    );
+  'ring-needs-a-signer'(ring, config) {
+    return config.targets.some((target) => target.audience === 'all') ? [] : [[`rings.${ring}.targets`, 'at least one target must have audience "all" (it holds the signing keys)']];
   },
-  function uniqueTargetNames(rings) {
-    return Object.entries(rings).flatMap(([ring, config]) => {
-      const seen = new Set<string>();
-      return config.targets.flatMap((target, index) => {
-        const duplicate = seen.has(target.name);
-        seen.add(target.name);
-        return duplicate ? [`rings.${ring}.targets[${index}].name: "${target.name}" is used twice`] : [];
-      });
+  'unique-target-names'(ring, config) {
+    const seen = new Set<string>();
+    return config.targets.flatMap((target, index): Found[] => {
+      const duplicate = seen.has(target.name);
+      seen.add(target.name);
+      return duplicate ? [[`rings.${ring}.targets[${index}].name`, `"${target.name}" is used twice`]] : [];
     });
   },
-  function uniqueGateNames(rings) {
-    return Object.entries(rings).flatMap(([ring, config]) =>
-      (['beforeActivate', 'beforeDrop'] as const).flatMap((slot) => {
-        const names = (config.gates[slot] ?? []).map((gate) => gate.name ?? gate.type);
-        const duplicate = names.find((name, index) => names.indexOf(name) !== index);
-        return duplicate ? [`rings.${ring}.gates.${slot}: two gates are named "${duplicate}"; give one a name`] : [];
-      }),
-    );
+  'unique-gate-names'(ring, config) {
+    return SLOTS.flatMap((slot): Found[] => {
+      const names = (config.gates[slot] ?? []).map((gate) => gate.name ?? gate.type);
+      const duplicate = names.find((name, index) => names.indexOf(name) !== index);
+      return duplicate ? [[`rings.${ring}.gates.${slot}`, `two gates are named "${duplicate}"; give one a name`]] : [];
+    });
   },
-  function stemGatesNeedSignals(rings) {
-    return Object.entries(rings).flatMap(([ring, config]) =>
-      (['beforeActivate', 'beforeDrop'] as const).flatMap((slot) =>
-        (config.gates[slot] ?? []).flatMap((gate, index) =>
-          gate.type.startsWith('stem-') && !config.stem ? [`rings.${ring}.gates.${slot}[${index}]: a ${gate.type} gate needs rings.${ring}.stem (where Stem's Redis is)`] : [],
-        ),
+  'stem-gates-need-stem'(ring, config) {
+    return SLOTS.flatMap((slot) =>
+      (config.gates[slot] ?? []).flatMap((gate, index): Found[] =>
+        gate.type.startsWith('stem-') && !config.stem ? [[`rings.${ring}.gates.${slot}[${index}]`, `a ${gate.type} gate needs rings.${ring}.stem (where Stem's broker is)`]] : [],
       ),
     );
   },
-  function uniqueFieldMapping(rings) {
-    return Object.entries(rings).flatMap(([ring, config]) =>
-      config.targets.flatMap((target, index) => {
-        const fields = Object.values(target.fields);
-        return new Set(fields).size === fields.length ? [] : [`rings.${ring}.targets[${index}].fields: two variables map to the same field`];
-      }),
-    );
+  'unique-field-mapping'(ring, config) {
+    return config.targets.flatMap((target, index): Found[] => {
+      const fields = Object.values(target.fields);
+      return new Set(fields).size === fields.length ? [] : [[`rings.${ring}.targets[${index}].fields`, 'two variables map to the same field']];
+    });
   },
-];
+};
 
-type WarningRule = (ring: string, config: RawConfig['rings'][string]) => string[];
-
-/** Valid configurations that probably do not do what their author meant, each a named rule. */
-const warningRules: Record<string, WarningRule> = {
+/** Valid configurations that probably do not do what their author meant. */
+const warningRules: Record<string, RingRule> = {
   'gates-replace-defaults'(ring, config) {
     const defaults = defaultGates(config.stem !== undefined);
-    return (['beforeActivate', 'beforeDrop'] as const).flatMap((slot) => {
+    return SLOTS.flatMap((slot): Found[] => {
       const own = config.gates[slot];
       if (!own) return [];
       const missing = defaults[slot].map((gate) => gate.type).filter((type) => !own.some((gate) => gate.type === type));
-      return missing.length === 0 ? [] : [`rings.${ring}.gates.${slot} replaces the default gates, so ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} not run; list ${missing.length === 1 ? 'it' : 'them'} too to keep ${missing.length === 1 ? 'it' : 'them'}`];
+      const them = missing.length === 1 ? 'it' : 'them';
+      return missing.length === 0 ? [] : [[`rings.${ring}.gates.${slot}`, `replaces the default gates, so ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} not run; list ${them} too to keep ${them}`]];
     });
   },
   'max-age-below-rotation'(ring, config) {
     const { maxAge, propagate, drain } = config.policy;
-    return maxAge < propagate + drain ? [`rings.${ring}.policy.maxAge (${formatDuration(maxAge)}) is shorter than propagate + drain (${formatDuration(propagate + drain)}): a new key is already due before a rotation can finish`] : [];
+    return maxAge < propagate + drain ? [[`rings.${ring}.policy.maxAge`, `(${formatDuration(maxAge)}) is shorter than propagate + drain (${formatDuration(propagate + drain)}): a new key is already due before a rotation can finish`]] : [];
   },
 };
 
-function configWarnings(rings: RawConfig['rings']): ConfigWarning[] {
-  return Object.entries(rings).flatMap(([ring, config]) => Object.entries(warningRules).flatMap(([rule, check]) => check(ring, config).map((message) => ({ ring, rule, message }))));
+function runRules(rules: Record<string, RingRule>, rings: RawConfig['rings']): ConfigWarning[] {
+  return Object.entries(rings).flatMap(([ring, config]) => Object.entries(rules).flatMap(([rule, check]) => check(ring, config).map(([path, message]) => ({ rule, path, message, ring }))));
 }
 
 /** A dotenv file is one place however many links lead to it: its device and inode. */
@@ -129,14 +130,15 @@ function placeOf(target: TargetConfig): string {
   return stat ? `file ${resolvePath(target.path)} (device ${stat.dev}, inode ${stat.ino})` : targetLocation(target);
 }
 
-function oneTargetPerPlace(rings: readonly RingConfig[]): string[] {
+/** Two targets that are one place would each be written as if the other did not exist. */
+function oneTargetPerPlace(rings: readonly RingConfig[]): ConfigFinding[] {
   const owners = new Map<string, string>();
-  const errors: string[] = [];
+  const errors: ConfigFinding[] = [];
   for (const ring of rings) {
     for (const target of ring.targets) {
       const place = placeOf(target);
       const owner = owners.get(place);
-      if (owner) errors.push(`rings.${ring.name}: target "${target.name}" uses ${place}, already used by ${owner}`);
+      if (owner) errors.push({ rule: 'one-target-per-place', path: `rings.${ring.name}`, message: `target "${target.name}" uses ${place}, already used by ${owner}`, ring: ring.name });
       owners.set(place, `${ring.name}/${target.name}`);
     }
   }
@@ -148,10 +150,14 @@ function sqliteWithin(endpoint: StemEndpoint, within: (file: string) => string):
   return stemStoreKind(endpoint.url) === 'sqlite' ? { ...endpoint, url: `sqlite://${within(sqlitePath(endpoint.url))}` } : endpoint;
 }
 
-export function parseConfig(document: unknown, path: string): Config {
+/** Every rule over a parsed document; the config only when no rule found an error. Pure but for dotenv targets' inodes. */
+export function validateConfig(document: unknown, path: string): ConfigValidation {
   const parsed = configSchema.safeParse(document);
-  if (!parsed.success) throw new ConfigError(`invalid config ${path}:\n  ${formatIssues(parsed.error.issues).join('\n  ')}`);
-  const errors = rules.flatMap((rule) => rule(parsed.data.rings));
+  if (!parsed.success) {
+    return { config: null, warnings: [], errors: parsed.error.issues.map((issue) => ({ rule: 'schema', path: issuePath(issue.path), message: issue.message })) };
+  }
+  const errors: ConfigFinding[] = runRules(errorRules, parsed.data.rings);
+  const warnings = runRules(warningRules, parsed.data.rings);
   const base = dirname(path);
   const within = (file: string): string => (isAbsolute(file) ? file : resolve(base, file));
   const rings: RingConfig[] = Object.entries(parsed.data.rings).map(([name, ring]) => ({
@@ -177,10 +183,17 @@ export function parseConfig(document: unknown, path: string): Config {
     }),
   }));
   errors.push(...oneTargetPerPlace(rings));
-  if (errors.length > 0) throw new ConfigError(`invalid config ${path}:\n  ${errors.join('\n  ')}`);
+  if (errors.length > 0) return { config: null, errors, warnings };
   const raw = parsed.data.store;
   const store: StoreConfig = raw.type === 'file' ? { ...raw, dir: within(raw.dir) } : raw;
-  return { path, store, rings, warnings: configWarnings(parsed.data.rings) };
+  return { config: { path, store, rings, warnings }, errors, warnings };
+}
+
+/** The config, or an InvalidConfigError listing every error found. */
+export function parseConfig(document: unknown, path: string): Config {
+  const { config, errors } = validateConfig(document, path);
+  if (!config) throw new InvalidConfigError(path, errors);
+  return config;
 }
 
 export async function loadConfig(path: string): Promise<Config> {
@@ -212,11 +225,11 @@ export async function checkStartWindows(config: Config): Promise<void> {
   const windows = config.rings.filter((ring) => ring.policy.startWindow);
   if (windows.length === 0) return;
   const { cronProblem } = await import('../core/cron-window.js');
-  const errors = windows.flatMap((ring) => {
+  const errors = windows.flatMap((ring): ConfigFinding[] => {
     const problem = cronProblem(ring.policy.startWindow?.cron ?? '');
-    return problem ? [`rings.${ring.name}.policy.startWindow.cron: ${problem}`] : [];
+    return problem ? [{ rule: 'start-window-cron', path: `rings.${ring.name}.policy.startWindow.cron`, message: problem, ring: ring.name }] : [];
   });
-  if (errors.length > 0) throw new ConfigError(`invalid config ${config.path}:\n  ${errors.join('\n  ')}`);
+  if (errors.length > 0) throw new InvalidConfigError(config.path, errors);
 }
 
 /** The file store's directory; throws for a config whose store is not a file store. */

@@ -9,15 +9,7 @@
  * in `schedule.ts`.
  */
 import { InternalError, InvalidTransitionError } from '../errors.js';
-import type {
-  DesiredKeySet,
-  GateOutcome,
-  RingState,
-  Rotation,
-  Transition,
-  TransitionKind,
-  WriteRecord,
-} from './types.js';
+import type { DesiredKeySet, GateResult, InFlight, RingState, Rotation, StepTransition, Transition, WriteRecord } from './types.js';
 
 export interface Stamp {
   /** ISO time of the decision. */
@@ -32,43 +24,41 @@ export function keySetOf(state: RingState): DesiredKeySet {
   return { keyIds: state.keys.map((key) => key.id), activeKeyId: state.activeKeyId };
 }
 
-export function newTransition(
-  state: RingState,
-  kind: TransitionKind,
-  desired: DesiredKeySet,
-  stamp: Stamp,
-  extra: Partial<Pick<Transition, 'generatedKeyId' | 'tolerated' | 'parallel' | 'gates' | 'rotationId' | 'revokedKeyId' | 'reason'>> = {},
-): Transition {
+/** What every transition starts with: from the state's key set towards `desired`, nothing written yet. */
+export function transitionBase(state: RingState, desired: DesiredKeySet, stamp: Stamp, extra: { readonly gates?: readonly GateResult[]; readonly reason?: string } = {}) {
   return {
     id: stamp.transitionId,
-    kind,
     from: keySetOf(state),
     desired,
-    generatedKeyId: extra.generatedKeyId ?? null,
-    tolerated: extra.tolerated ?? [],
-    parallel: extra.parallel ?? false,
+    tolerated: [] as readonly string[],
+    parallel: false,
     startedAt: stamp.now,
     gates: extra.gates ?? [],
     writes: {},
-    rotationId: extra.rotationId ?? state.rotation?.id ?? null,
-    revokedKeyId: extra.revokedKeyId ?? null,
     ...(extra.reason === undefined ? {} : { reason: extra.reason }),
   };
+}
+
+function stepTransition(state: RingState, rotation: Rotation, kind: StepTransition['kind'], desired: DesiredKeySet, stamp: Stamp, extra: { readonly gates?: readonly GateResult[]; readonly reason?: string } = {}): StepTransition {
+  return { ...transitionBase(state, desired, stamp, extra), kind, generatedKeyId: null, rotationId: rotation.id, revokedKeyId: null };
+}
+
+function planned(state: RingState, transition: Transition, now: string): InFlight {
+  return { ...state, transition, updatedAt: now };
 }
 
 function requireIdle(state: RingState): void {
   if (state.transition) throw new InternalError(`transition ${state.transition.kind} is in flight; resume it first`);
 }
 
-export function planStart(state: RingState, input: Stamp & { readonly rotationId: string; readonly newKeyId: string }): RingState {
+export function planStart(state: RingState, input: Stamp & { readonly rotationId: string; readonly newKeyId: string }): InFlight {
   requireIdle(state);
   if (state.rotation) throw new InvalidTransitionError(`ring "${state.ring}" is already rotating (phase ${state.rotation.phase}); use rotate advance or abort`);
   if (state.keys.some((key) => key.id === input.newKeyId) || state.revokedKeyIds.includes(input.newKeyId)) {
     throw new InvalidTransitionError(`key id "${input.newKeyId}" was already used in ring "${state.ring}"`);
   }
   const desired = { keyIds: [...state.keys.map((key) => key.id), input.newKeyId], activeKeyId: state.activeKeyId };
-  const transition = newTransition(state, 'start', desired, input, { generatedKeyId: input.newKeyId, rotationId: input.rotationId });
-  return { ...state, transition, updatedAt: input.now };
+  return planned(state, { ...transitionBase(state, desired, input), kind: 'start', generatedKeyId: input.newKeyId, rotationId: input.rotationId, revokedKeyId: null }, input.now);
 }
 
 /** Which gates guard the next step of the ring, if any. */
@@ -78,11 +68,11 @@ export function nextGateSlot(state: RingState): GateSlot | null {
   return rotation.phase === 'added' ? 'beforeActivate' : 'beforeDrop';
 }
 
-export function gatesPass(gates: readonly GateOutcome[]): boolean {
+export function gatesPass(gates: readonly GateResult[]): boolean {
   return gates.every((gate) => gate.verdict === 'pass' || gate.overridden !== undefined);
 }
 
-export type AdvanceDecision = { readonly kind: 'planned'; readonly state: RingState } | { readonly kind: 'blocked'; readonly gates: readonly GateOutcome[] };
+export type AdvanceDecision = { readonly kind: 'planned'; readonly state: InFlight } | { readonly kind: 'blocked'; readonly gates: readonly GateResult[] };
 
 function dropKey(state: RingState, rotation: Rotation, keep: string): DesiredKeySet {
   const remove = keep === rotation.newKeyId ? state.keys.map((key) => key.id).filter((id) => id !== keep) : [rotation.newKeyId];
@@ -90,22 +80,18 @@ function dropKey(state: RingState, rotation: Rotation, keep: string): DesiredKey
 }
 
 /** advance: activate after added; drop after activated; finish an abort that rolled back. Gates decide. */
-export function planAdvance(state: RingState, gates: readonly GateOutcome[], stamp: Stamp): AdvanceDecision {
+export function planAdvance(state: RingState, gates: readonly GateResult[], stamp: Stamp): AdvanceDecision {
   requireIdle(state);
   const rotation = state.rotation;
   if (!rotation) throw new InvalidTransitionError(`ring "${state.ring}" is stable; use rotate start`);
   if (!gatesPass(gates)) return { kind: 'blocked', gates };
-  let transition: Transition;
-  if (rotation.phase === 'added') {
-    transition = newTransition(state, 'activate', { keyIds: keySetOf(state).keyIds, activeKeyId: rotation.newKeyId }, stamp, { gates });
-    return { kind: 'planned', state: { ...state, rotation: { ...rotation, activateGatesPassed: true }, transition, updatedAt: stamp.now } };
-  }
-  if (rotation.phase === 'activated') {
-    transition = newTransition(state, 'drop', dropKey(state, rotation, rotation.newKeyId), stamp, { gates });
-  } else {
-    transition = newTransition(state, 'abort', dropKey(state, rotation, rotation.oldKeyId), stamp, { gates });
-  }
-  return { kind: 'planned', state: { ...state, transition, updatedAt: stamp.now } };
+  const transition =
+    rotation.phase === 'added'
+      ? stepTransition(state, rotation, 'activate', { keyIds: keySetOf(state).keyIds, activeKeyId: rotation.newKeyId }, stamp, { gates })
+      : rotation.phase === 'activated'
+        ? stepTransition(state, rotation, 'drop', dropKey(state, rotation, rotation.newKeyId), stamp, { gates })
+        : stepTransition(state, rotation, 'abort', dropKey(state, rotation, rotation.oldKeyId), stamp, { gates });
+  return { kind: 'planned', state: planned(state, transition, stamp.now) };
 }
 
 /**
@@ -113,19 +99,19 @@ export function planAdvance(state: RingState, gates: readonly GateOutcome[], sta
  * roll ACTIVE back to the old key (no gates: every verifier still holds it); after a rollback, the
  * new key is removed like a drop, so the drop gates apply.
  */
-export function planAbort(state: RingState, gates: readonly GateOutcome[], stamp: Stamp & { readonly reason?: string }): AdvanceDecision {
+export function planAbort(state: RingState, gates: readonly GateResult[], stamp: Stamp & { readonly reason?: string }): AdvanceDecision {
   requireIdle(state);
   const rotation = state.rotation;
   if (!rotation) throw new InvalidTransitionError(`ring "${state.ring}" has no rotation to abort`);
   const extra = stamp.reason === undefined ? {} : { reason: stamp.reason };
   if (rotation.phase === 'activated') {
-    const transition = newTransition(state, 'rollback', { keyIds: keySetOf(state).keyIds, activeKeyId: rotation.oldKeyId }, stamp, extra);
-    return { kind: 'planned', state: { ...state, transition, updatedAt: stamp.now } };
+    const transition = stepTransition(state, rotation, 'rollback', { keyIds: keySetOf(state).keyIds, activeKeyId: rotation.oldKeyId }, stamp, extra);
+    return { kind: 'planned', state: planned(state, transition, stamp.now) };
   }
   const rollingBack = rotation.phase === 'rolling-back';
   if (rollingBack && !gatesPass(gates)) return { kind: 'blocked', gates };
-  const transition = newTransition(state, 'abort', dropKey(state, rotation, rotation.oldKeyId), stamp, { ...extra, gates: rollingBack ? gates : [] });
-  return { kind: 'planned', state: { ...state, transition, updatedAt: stamp.now } };
+  const transition = stepTransition(state, rotation, 'abort', dropKey(state, rotation, rotation.oldKeyId), stamp, { ...extra, gates: rollingBack ? gates : [] });
+  return { kind: 'planned', state: planned(state, transition, stamp.now) };
 }
 
 /** Folds what incremental gates carried into the state (null when there is nothing new to keep). */
@@ -133,17 +119,6 @@ export function withGateProgress(state: RingState, carried: readonly (Readonly<R
   const updates = carried.filter((carry): carry is Readonly<Record<string, unknown>> => carry !== undefined);
   if (updates.length === 0) return null;
   return { ...state, gateProgress: Object.assign({}, state.gateProgress, ...updates) };
-}
-
-/**
- * Throws the InvalidTransitionError `action` would meet on this idle state (advance on a stable
- * ring, start while rotating), without planning anything: commands check it before their lease.
- */
-export function assertActionApplies(state: RingState, action: 'start' | 'advance' | 'abort'): void {
-  const stamp = { now: state.updatedAt, transitionId: 'preflight' };
-  if (action === 'start') planStart(state, { ...stamp, rotationId: 'preflight', newKeyId: '\u0000preflight' });
-  else if (action === 'advance') planAdvance(state, [], stamp);
-  else planAbort(state, [], stamp);
 }
 
 /**
@@ -158,8 +133,7 @@ export function discardUnwrittenTransition(state: RingState, now: string): RingS
   // verifier targets): dropping the transition would leave them there, unknown to the ring.
   const touched = transition.tolerated.length > 0 || Object.values(transition.writes).some((write) => write.status !== 'pending');
   if (touched) return null;
-  const rotation = transition.kind === 'activate' && state.rotation ? { ...state.rotation, activateGatesPassed: false } : state.rotation;
-  return { ...state, rotation, transition: null, updatedAt: now };
+  return { ...state, transition: null, updatedAt: now };
 }
 
 /**
@@ -167,29 +141,23 @@ export function discardUnwrittenTransition(state: RingState, now: string): RingS
  * the verifiers got its public half) and cannot be recovered: continue under a fresh id. Verifiers
  * holding the abandoned public key are rewritten by this same transition.
  */
-export function rekeyTransition(state: RingState, freshKeyId: string, now: string): RingState {
+export function rekeyTransition(state: InFlight, freshKeyId: string, now: string): InFlight {
   const transition = state.transition;
-  if (!transition || transition.generatedKeyId === null) throw new InternalError('only a transition that generates a key can re-key');
+  if (transition.generatedKeyId === null) throw new InternalError('only a transition that generates a key can re-key');
   const abandoned = transition.generatedKeyId;
   const swap = (id: string) => (id === abandoned ? freshKeyId : id);
   const desired = { keyIds: transition.desired.keyIds.map(swap), activeKeyId: swap(transition.desired.activeKeyId) };
-  return {
-    ...state,
-    transition: { ...transition, desired, generatedKeyId: freshKeyId, tolerated: [...transition.tolerated, abandoned], writes: {} },
-    updatedAt: now,
-  };
+  return planned(state, { ...transition, desired, generatedKeyId: freshKeyId, tolerated: [...transition.tolerated, abandoned], writes: {} }, now);
 }
 
-export function recordWrite(state: RingState, record: WriteRecord, now: string): RingState {
+export function recordWrite(state: InFlight, record: WriteRecord, now: string): InFlight {
   const transition = state.transition;
-  if (!transition) throw new InternalError('no transition to record a write in');
-  return { ...state, transition: { ...transition, writes: { ...transition.writes, [record.target]: record } }, updatedAt: now };
+  return planned(state, { ...transition, writes: { ...transition.writes, [record.target]: record } }, now);
 }
 
 /** All targets verified: fold the transition into the ring state. */
-export function completeTransition(state: RingState, fingerprints: ReadonlyMap<string, string>, now: string): RingState {
+export function completeTransition(state: InFlight, fingerprints: ReadonlyMap<string, string>, now: string): RingState {
   const transition = state.transition;
-  if (!transition) throw new InternalError('no transition to complete');
   const pending = Object.values(transition.writes).filter((write) => write.status !== 'verified' && write.status !== 'unchanged');
   if (pending.length > 0) throw new InternalError(`transition ${transition.kind} has unverified writes: ${pending.map((w) => w.target).join(', ')}`);
   const records = new Map(state.keys.map((key) => [key.id, key]));
@@ -199,16 +167,13 @@ export function completeTransition(state: RingState, fingerprints: ReadonlyMap<s
     return { id, fingerprint, createdAt: records.get(id)?.createdAt ?? transition.startedAt };
   });
   const base = { ...state, keys, activeKeyId: transition.desired.activeKeyId, transition: null, updatedAt: now };
-  const rotation = state.rotation;
   switch (transition.kind) {
     case 'start': {
-      const newKeyId = transition.generatedKeyId as string;
       const fresh: Rotation = {
-        id: transition.rotationId as string,
+        id: transition.rotationId,
         oldKeyId: state.activeKeyId,
-        newKeyId,
+        newKeyId: transition.generatedKeyId,
         phase: 'added',
-        activateGatesPassed: false,
         startedAt: transition.startedAt,
         phaseStartedAt: transition.startedAt,
         phaseVerifiedAt: now,
@@ -216,13 +181,15 @@ export function completeTransition(state: RingState, fingerprints: ReadonlyMap<s
       return { ...base, rotation: fresh };
     }
     case 'activate':
-      return { ...base, rotation: { ...(rotation as Rotation), phase: 'activated', phaseStartedAt: transition.startedAt, phaseVerifiedAt: now } };
-    case 'rollback':
-      return { ...base, rotation: { ...(rotation as Rotation), phase: 'rolling-back', phaseStartedAt: transition.startedAt, phaseVerifiedAt: now } };
+    case 'rollback': {
+      const rotation = state.rotation;
+      if (!rotation) throw new InternalError(`${transition.kind} of rotation ${transition.rotationId} without a rotation in the state`);
+      return { ...base, rotation: { ...rotation, phase: transition.kind === 'activate' ? 'activated' : 'rolling-back', phaseStartedAt: transition.startedAt, phaseVerifiedAt: now } };
+    }
     case 'drop':
     case 'abort':
       return { ...base, rotation: null };
     case 'revoke':
-      return { ...base, rotation: null, revokedKeyIds: [...new Set([...state.revokedKeyIds, transition.revokedKeyId as string])] };
+      return { ...base, rotation: null, revokedKeyIds: [...new Set([...state.revokedKeyIds, transition.revokedKeyId])] };
   }
 }

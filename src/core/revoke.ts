@@ -3,8 +3,8 @@
  * plans on top of an interrupted revoke rather than the stale state before it.
  */
 import { InternalError, InvalidTransitionError } from '../errors.js';
-import { newTransition, type Stamp } from './machine.js';
-import type { DesiredKeySet, RingState } from './types.js';
+import { transitionBase, type Stamp } from './machine.js';
+import { activateGatesPassed, type DesiredKeySet, type InFlight, type RingState } from './types.js';
 
 /**
  * A revoke pre-empting an interrupted revoke plans on top of what that revoke was doing, never on
@@ -18,7 +18,7 @@ function revokeBase(state: RingState): RingState {
     keys: inflight.desired.keyIds.map((id) => state.keys.find((key) => key.id === id) ?? { id, fingerprint: '', createdAt: inflight.startedAt }),
     activeKeyId: inflight.desired.activeKeyId,
     rotation: null,
-    revokedKeyIds: [...new Set([...state.revokedKeyIds, inflight.revokedKeyId as string])],
+    revokedKeyIds: [...new Set([...state.revokedKeyIds, inflight.revokedKeyId])],
     transition: null,
   };
 }
@@ -37,7 +37,8 @@ function revokeChoice(state: RingState, keyId: string, freshKeyId: string | null
   if (inflight?.kind === 'revoke' && !base.keys.some((key) => key.id === keyId)) {
     return { desired: inflight.desired, generate: false, inherited: inflight.generatedKeyId };
   }
-  return { ...revokeTarget(base, keyId, freshKeyId), inherited: null };
+  // Promotable: decided on the state as it is, an activate in flight included (the base drops it).
+  return { ...revokeTarget(base, keyId, freshKeyId, activateGatesPassed(state)), inherited: null };
 }
 
 /** Whether revoking `keyId` needs a freshly generated replacement (it is, or is becoming, active). */
@@ -45,14 +46,14 @@ export function revokeNeedsNewKey(state: RingState, keyId: string): boolean {
   return revokeChoice(state, keyId, null).generate;
 }
 
-function revokeTarget(state: RingState, keyId: string, freshKeyId: string | null): { desired: DesiredKeySet; generate: boolean } {
+function revokeTarget(state: RingState, keyId: string, freshKeyId: string | null, promotable: boolean): { desired: DesiredKeySet; generate: boolean } {
   const rotation = state.rotation;
   if (state.activeKeyId !== keyId) {
     const remaining = state.keys.map((key) => key.id).filter((id) => id !== keyId);
     if (rotation && rotation.oldKeyId === keyId) return { desired: { keyIds: [rotation.newKeyId], activeKeyId: rotation.newKeyId }, generate: false };
     return { desired: { keyIds: remaining, activeKeyId: state.activeKeyId }, generate: false };
   }
-  if (rotation && rotation.activateGatesPassed && rotation.newKeyId !== keyId) {
+  if (rotation && promotable && rotation.newKeyId !== keyId) {
     return { desired: { keyIds: [rotation.newKeyId], activeKeyId: rotation.newKeyId }, generate: false };
   }
   const replacement = freshKeyId ?? '(new)';
@@ -64,7 +65,7 @@ function revokeTarget(state: RingState, keyId: string, freshKeyId: string | null
  * everywhere; an active one is replaced in the same write (the rotation's new key if it already
  * passed its activate gates, else a fresh key). Any rotation involving the key ends.
  */
-export function planRevoke(state: RingState, input: Stamp & { readonly keyId: string; readonly freshKeyId: string | null; readonly reason: string }): RingState {
+export function planRevoke(state: RingState, input: Stamp & { readonly keyId: string; readonly freshKeyId: string | null; readonly reason: string }): InFlight {
   const inflight = state.transition;
   const known = new Set([...state.keys.map((key) => key.id), ...(inflight?.desired.keyIds ?? [])]);
   if (!known.has(input.keyId)) {
@@ -74,13 +75,15 @@ export function planRevoke(state: RingState, input: Stamp & { readonly keyId: st
   const base = revokeBase(state);
   const { desired, generate, inherited } = revokeChoice(state, input.keyId, input.freshKeyId);
   if (generate && input.freshKeyId === null) throw new InternalError('revoking an active key needs a fresh key id');
-  const transition = newTransition(base, 'revoke', desired, input, {
+  const transition = {
+    ...transitionBase(base, desired, input, { reason: input.reason }),
+    kind: 'revoke' as const,
     generatedKeyId: generate ? input.freshKeyId : inherited,
+    rotationId: base.rotation?.id ?? null,
+    revokedKeyId: input.keyId,
     tolerated: [...new Set([...known, ...(inflight?.tolerated ?? [])])],
     parallel: true,
-    revokedKeyId: input.keyId,
-    reason: input.reason,
-  });
+  };
   // The persisted keys stay those of the last completed transition; the revoked ids are final now.
   return { ...state, revokedKeyIds: base.revokedKeyIds, transition, updatedAt: input.now };
 }

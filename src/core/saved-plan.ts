@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import * as z from 'zod';
-import type { GateOutcome, ObservedTarget, RingState, Transition } from './types.js';
+import type { GateResult, ObservedTarget, RingState, Transition } from './types.js';
 
 export const PLAN_FORMAT = 'stem-rotor-plan/1';
 
@@ -131,7 +131,7 @@ export function situationChanges(plan: SavedPlan, now: PlanSituation): string[] 
 }
 
 /** What differs between the planned transition and the one the apply arrived at, its gates passing (empty: the same). */
-export function transitionChanges(plan: SavedPlan, transition: Transition, gates: readonly GateOutcome[]): string[] {
+export function transitionChanges(plan: SavedPlan, transition: Transition, gates: readonly GateResult[]): string[] {
   const changes: string[] = [];
   const planned = plan.transition;
   if (planned.kind !== transition.kind) changes.push(`the step is now ${transition.kind}, the plan says ${planned.kind}`);

@@ -10,7 +10,7 @@ import type { RingState } from './types.js';
 
 const time = z.string().refine((text) => !Number.isNaN(Date.parse(text)), 'an ISO time');
 const keySet = z.object({ keyIds: z.array(z.string().min(1)).min(1), activeKeyId: z.string().min(1) });
-const gateOutcome = z.object({
+const gateResult = z.object({
   name: z.string(),
   verdict: z.enum(['pass', 'wait', 'unknown']),
   reason: z.string(),
@@ -27,6 +27,18 @@ const writeRecord = z.object({
   afterWrite: z.enum(['pending', 'done']).optional(),
 });
 
+const transitionCommon = {
+  id: z.string(),
+  from: keySet,
+  desired: keySet,
+  tolerated: z.array(z.string()),
+  parallel: z.boolean(),
+  startedAt: time,
+  gates: z.array(gateResult),
+  writes: z.record(z.string(), writeRecord),
+  reason: z.string().optional(),
+};
+
 const ringStateSchema = z.object({
   schema: z.literal(1),
   ring: z.string().min(1),
@@ -42,29 +54,20 @@ const ringStateSchema = z.object({
       phase: z.enum(['added', 'activated', 'rolling-back']),
       /** stem-rotor 0.1 wrote a rollback as phase `added` with `aborting: true`. */
       aborting: z.boolean().optional(),
-      activateGatesPassed: z.boolean(),
+      /** Written before 0.2; now derived from the phase and the transition in flight. */
+      activateGatesPassed: z.boolean().optional(),
       startedAt: time,
       phaseVerifiedAt: time,
       phaseStartedAt: time.optional(),
     })
-    .transform(({ aborting, ...rotation }) => (aborting ? { ...rotation, phase: 'rolling-back' as const } : rotation))
+    .transform(({ aborting, activateGatesPassed: _derived, ...rotation }) => (aborting ? { ...rotation, phase: 'rolling-back' as const } : rotation))
     .nullable(),
   transition: z
-    .object({
-      id: z.string(),
-      kind: z.enum(['start', 'activate', 'drop', 'abort', 'rollback', 'revoke']),
-      from: keySet,
-      desired: keySet,
-      generatedKeyId: z.string().nullable(),
-      tolerated: z.array(z.string()),
-      parallel: z.boolean(),
-      startedAt: time,
-      gates: z.array(gateOutcome),
-      writes: z.record(z.string(), writeRecord),
-      rotationId: z.string().nullable(),
-      revokedKeyId: z.string().nullable(),
-      reason: z.string().optional(),
-    })
+    .discriminatedUnion('kind', [
+      z.object({ ...transitionCommon, kind: z.literal('start'), generatedKeyId: z.string(), rotationId: z.string(), revokedKeyId: z.null() }),
+      z.object({ ...transitionCommon, kind: z.enum(['activate', 'drop', 'abort', 'rollback']), generatedKeyId: z.null(), rotationId: z.string(), revokedKeyId: z.null() }),
+      z.object({ ...transitionCommon, kind: z.literal('revoke'), generatedKeyId: z.string().nullable(), rotationId: z.string().nullable(), revokedKeyId: z.string() }),
+    ])
     .nullable(),
   updatedAt: time,
   gateProgress: z.record(z.string(), z.unknown()).optional(),

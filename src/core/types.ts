@@ -22,8 +22,6 @@ export interface DesiredKeySet {
   readonly activeKeyId: string;
 }
 
-export type TransitionKind = 'start' | 'activate' | 'drop' | 'abort' | 'rollback' | 'revoke';
-
 export type WriteStatus = 'pending' | 'writing' | 'verified' | 'unchanged' | 'failed';
 
 export interface WriteRecord {
@@ -40,33 +38,59 @@ export interface WriteRecord {
   readonly afterWrite?: 'pending' | 'done';
 }
 
-export interface GateOutcome {
+/** A gate's verdict on the next step (persisted with the transition it allowed, `carry` excepted). */
+export interface GateResult {
   readonly name: string;
   readonly verdict: 'pass' | 'wait' | 'unknown';
   readonly reason: string;
+  /** What the verdict rests on: counts, times, ids. Never key material. */
+  readonly evidence?: Readonly<Record<string, unknown>>;
   readonly overridden?: { readonly reason: string; readonly by: string };
+  /** Progress an incremental gate keeps for its next evaluation, saved in the ring's state under the lease. */
+  readonly carry?: Readonly<Record<string, unknown>>;
 }
 
 /** Writes in flight towards `desired`. Resuming re-runs it; completed writes are skipped by content. */
-export interface Transition {
+interface TransitionCommon {
   readonly id: string;
-  readonly kind: TransitionKind;
   readonly from: DesiredKeySet;
   readonly desired: DesiredKeySet;
-  /** A key this transition creates when no target holds it yet (start; revoke's replacement). */
-  readonly generatedKeyId: string | null;
   /** Keys a target may still hold mid-transition (e.g. keys an interrupted transition wrote). */
   readonly tolerated: readonly string[];
   readonly parallel: boolean;
   readonly startedAt: string;
-  readonly gates: readonly GateOutcome[];
+  readonly gates: readonly GateResult[];
   readonly writes: Readonly<Record<string, WriteRecord>>;
-  /** The rotation this transition belongs to (start creates it). */
-  readonly rotationId: string | null;
-  /** revoke only: the key being revoked. */
-  readonly revokedKeyId: string | null;
   readonly reason?: string;
 }
+
+/** start: adds a key no target holds yet, and creates the rotation. */
+export interface StartTransition extends TransitionCommon {
+  readonly kind: 'start';
+  readonly generatedKeyId: string;
+  readonly rotationId: string;
+  readonly revokedKeyId: null;
+}
+
+/** A step of the rotation `rotationId`: activate, drop, abort (remove the new key), rollback (old key active again). */
+export interface StepTransition extends TransitionCommon {
+  readonly kind: 'activate' | 'drop' | 'abort' | 'rollback';
+  readonly generatedKeyId: null;
+  readonly rotationId: string;
+  readonly revokedKeyId: null;
+}
+
+/** revoke: removes `revokedKeyId` everywhere at once; a fresh key replaces it when it was active. */
+export interface RevokeTransition extends TransitionCommon {
+  readonly kind: 'revoke';
+  readonly generatedKeyId: string | null;
+  /** The rotation it pre-empted, if any. */
+  readonly rotationId: string | null;
+  readonly revokedKeyId: string;
+}
+
+export type Transition = StartTransition | StepTransition | RevokeTransition;
+export type TransitionKind = Transition['kind'];
 
 export interface Rotation {
   readonly id: string;
@@ -74,8 +98,6 @@ export interface Rotation {
   readonly newKeyId: string;
   /** `rolling-back`: rolled back from `activated` (ACTIVE is the old key again); the next step removes the new key. */
   readonly phase: 'added' | 'activated' | 'rolling-back';
-  /** The activate gates passed once (revoke may then promote the new key). */
-  readonly activateGatesPassed: boolean;
   readonly startedAt: string;
   /** When every target verified the write that entered the current phase. */
   readonly phaseVerifiedAt: string;
@@ -95,6 +117,22 @@ export interface RingState {
   readonly updatedAt: string;
   /** What incremental gates read so far, by gate name (e.g. stem-signers' stream cursors). */
   readonly gateProgress?: Readonly<Record<string, unknown>>;
+}
+
+/** A state with a transition in flight: what apply executes. */
+export type InFlight = RingState & { readonly transition: Transition };
+
+export function isInFlight(state: RingState): state is InFlight {
+  return state.transition !== null;
+}
+
+/**
+ * The activate gates passed once in this rotation (revoke may then promote its new key): it
+ * activated, or its activate transition is being written.
+ */
+export function activateGatesPassed(state: RingState): boolean {
+  const rotation = state.rotation;
+  return rotation !== null && (rotation.phase !== 'added' || state.transition?.kind === 'activate');
 }
 
 /** The phase as users see it: a ring rolling back holds both keys with the old one active, like `added`. */

@@ -7,7 +7,7 @@ import { isNetworkError } from '../../providers/retry.js';
 import { holdsKeySet, renderKeySet } from '../core/keyset.js';
 import { completeTransition, recordWrite, rekeyTransition } from '../core/machine.js';
 import { agreedFingerprints, assertWriteSafe, checkTargets } from '../core/guards.js';
-import { phaseOf, type ObservedTarget, type RingState, type Transition, type WriteRecord } from '../core/types.js';
+import { phaseOf, type InFlight, type ObservedTarget, type RingState, type WriteRecord } from '../core/types.js';
 import type { RingConfig } from '../config/schema.js';
 import { ConflictError, InternalError, PartialFailureError, RotorError, TargetContentError } from '../errors.js';
 import { generateKey, keyFingerprint, type KeyMaterial } from '../stem/keys.js';
@@ -16,11 +16,11 @@ import type { RingSession } from './session.js';
 import { readTarget, toFields, writeOrder, type TargetHandle, type TargetRead } from './targets.js';
 
 /**
- * Runs the state's transition to completion. Re-reads and re-validates everything first, so it is
- * also the resume path: targets already at the desired set are recorded, not rewritten.
+ * Runs the state's transition to completion; also the resume path: targets already at the desired
+ * set are recorded, not rewritten. `reads`: the command's own read round under this lease (saving
+ * the plan does not touch targets).
  */
-/** `reads`: the command's own read round under this lease (saving the plan does not touch targets). */
-export async function applyTransition(session: RingSession, initial: RingState, lease: Lease, action: string, reads: readonly TargetRead[]): Promise<{ state: RingState; writes: WriteRecord[] }> {
+export async function applyTransition(session: RingSession, initial: InFlight, lease: Lease, action: string, reads: readonly TargetRead[]): Promise<{ state: RingState; writes: WriteRecord[] }> {
   let state = initial;
   const fingerprints = checkTargets(state, reads.map((read) => read.observed));
   const material = mergeMaterial(reads);
@@ -28,12 +28,12 @@ export async function applyTransition(session: RingSession, initial: RingState, 
 
   const ensured = await ensureMaterial(session, state, material, lease, action);
   state = ensured.state;
-  const transition = state.transition as Transition;
+  const { transition } = state;
   for (const [id, key] of ensured.generated) fingerprints.set(id, keyFingerprint(session.ring.algorithm, key));
 
   const handles = writeOrder(await session.targets());
   let saving = Promise.resolve();
-  const save = (next: (current: RingState) => RingState): Promise<void> => {
+  const save = (next: (current: InFlight) => InFlight): Promise<void> => {
     saving = saving.then(async () => {
       state = next(state);
       await session.deps.store.save(state, lease);
@@ -89,7 +89,7 @@ export async function applyTransition(session: RingSession, initial: RingState, 
       if (!holdsKeySet(back.observed, transition.desired, fingerprints)) {
         throw new RotorError(`target "${name}": read-back after the write does not match (holds ${back.observed.keys.map((k) => `${k.id}=${k.fingerprint}`).join(',')}, active ${back.observed.activeKeyId ?? 'none'})`);
       }
-      const verified: WriteRecord = { target: name, status: 'verified', version: back.snapshot.version, fingerprints: fingerprintList(back.observed), writtenAt: state.transition?.writes[name]?.writtenAt ?? session.now(), verifiedAt: session.now() };
+      const verified: WriteRecord = { target: name, status: 'verified', version: back.snapshot.version, fingerprints: fingerprintList(back.observed), writtenAt: state.transition.writes[name]?.writtenAt ?? session.now(), verifiedAt: session.now() };
       await save((s) => recordWrite(s, verified, session.now()));
       session.progress(`${session.ring.name}/${name}: verified ${back.snapshot.version}`);
       await afterWrite(handle, verified);
@@ -112,7 +112,7 @@ export async function applyTransition(session: RingSession, initial: RingState, 
       try {
         await withRetries(session, () => writeOne(handle));
       } catch (error) {
-        const written = handles.slice(0, index).filter((done) => (state.transition as Transition).writes[done.config.name]?.status === 'verified').map((done) => done.config.name);
+        const written = handles.slice(0, index).filter((done) => state.transition.writes[done.config.name]?.status === 'verified').map((done) => done.config.name);
         // A tripped guard is a bug to report as one, never a target that merely failed.
         if (written.length === 0 || error instanceof InternalError) throw error;
         const failure = { target: handle.config.name, error: (error as Error).message };
@@ -137,7 +137,7 @@ export async function applyTransition(session: RingSession, initial: RingState, 
     keys: final.keys.map((key) => `${key.id}=${key.fingerprint}`),
     activeKeyId: final.activeKeyId,
   });
-  return { state: final, writes: Object.values((state.transition as Transition).writes) };
+  return { state: final, writes: Object.values(state.transition.writes) };
 }
 
 /**
@@ -162,16 +162,15 @@ async function withRetries(session: RingSession, work: () => Promise<void>): Pro
  */
 async function ensureMaterial(
 session: RingSession,
-  initial: RingState,
+  initial: InFlight,
   material: Map<string, KeyMaterial>,
   lease: Lease,
   action: string,
-): Promise<{ state: RingState; generated: Map<string, KeyMaterial> }> {
+): Promise<{ state: InFlight; generated: Map<string, KeyMaterial> }> {
   let state = initial;
   const generated = new Map<string, KeyMaterial>();
   const needsSecret = session.ring.targets.some((target) => target.audience === 'all');
-  const transition = state.transition as Transition;
-  const newId = transition.generatedKeyId;
+  const newId = state.transition.generatedKeyId;
   if (newId !== null) {
     const held = material.get(newId);
     if (held && !held.secret && needsSecret) {
@@ -181,7 +180,7 @@ session: RingSession,
       await session.audit(action, 'ok', { rekeyed: { abandoned: newId, replacement: freshId }, why: 'the seed was never written to a signer target' });
       material.delete(newId);
     }
-    const currentId = (state.transition as Transition).generatedKeyId as string;
+    const currentId = state.transition.generatedKeyId ?? newId;
     if (!material.has(currentId)) {
       const key = generateKey(session.ring.algorithm, currentId, session.randomBytes);
       material.set(currentId, key);
@@ -193,13 +192,13 @@ session: RingSession,
 }
 
 /** A failed target keeps what its record knew (when it was written, a pending after-write step). */
-function recordFailure(state: RingState, target: string, error: string, now: string): RingState {
-  return recordWrite(state, { ...state.transition?.writes[target], target, status: 'failed', error }, now);
+function recordFailure(state: InFlight, target: string, error: string, now: string): InFlight {
+  return recordWrite(state, { ...state.transition.writes[target], target, status: 'failed', error }, now);
 }
 
 /** Every key the transition writes has material (its generated key excepted: that is made when applied). */
-export function assertMaterialAvailable(ring: RingConfig, state: RingState, material: ReadonlyMap<string, KeyMaterial>): void {
-  const transition = state.transition as Transition;
+export function assertMaterialAvailable(ring: RingConfig, state: InFlight, material: ReadonlyMap<string, KeyMaterial>): void {
+  const { transition } = state;
   const needsSecret = ring.targets.some((target) => target.audience === 'all');
   for (const id of transition.desired.keyIds) {
     if (id === transition.generatedKeyId && !material.has(id)) continue;

@@ -4,21 +4,25 @@
  * A crash anywhere leaves a transition in the state; the next mutating command resumes it and
  * converges on the crash-free result (S4).
  */
-import { assertActionApplies, discardUnwrittenTransition, planAbort, planAdvance, planStart, type AdvanceDecision } from '../core/machine.js';
-import { checkTargets } from '../core/guards.js';
-import { planRevoke, revokeNeedsNewKey } from '../core/revoke.js';
-import { rotationDue } from '../core/schedule.js';
+import { PREFLIGHT_START, plan, type Intent, type Plan } from '../core/plan.js';
+import { revokeNeedsNewKey } from '../core/revoke.js';
+import { rotationDue, stuckFor } from '../core/schedule.js';
 import { formatDuration } from '../core/duration.js';
-import { stuckFor } from '../core/schedule.js';
-import { phaseOf, type GateOutcome, type RingState, type Transition } from '../core/types.js';
-import { ConfigError, ExitCode, GateBlockedError, RotorError, isRotorError } from '../errors.js';
+import { phaseOf, type RingState } from '../core/types.js';
+import { ConfigError, ExitCode, GateBlockedError, InternalError, RotorError, isRotorError } from '../errors.js';
 import { applyTransition, assertMaterialAvailable, mergeMaterial } from './apply.js';
-import { assertOverridesKnown, assertPlanSituation, blocked, describePlan, evaluateStepGates, planChanged, stepIds } from './plan.js';
+import { assertOverridesKnown, assertPlanSituation, blocked, evaluateStepGates, planChanged, renderPlan, stepIds } from './plan.js';
 import { RingSession } from './session.js';
 import { buildStatus, type StatusReport } from './status.js';
-import { readTarget } from './targets.js';
+import { readTarget, type TargetRead } from './targets.js';
 import type { StepIds, StepOptions, StepResult } from './types.js';
 import { transitionChanges } from '../core/saved-plan.js';
+
+type StepAction = 'start' | 'advance' | 'abort';
+
+function observedOf(reads: readonly TargetRead[]) {
+  return reads.map((read) => read.observed);
+}
 
 export type { Actor, EngineDeps, Override, PlannedWrite, StepOptions, StepResult } from './types.js';
 export { currentActor } from './types.js';
@@ -43,49 +47,47 @@ export class RingEngine extends RingSession {
       throw failed.every((f) => f.badInput) ? new ConfigError(message) : new RotorError(message);
     }
     const { state } = await this.currentState(good);
-    const gates = state.transition ? [] : (await evaluateStepGates(this, state, {})).gates;
+    const { gates } = await evaluateStepGates(this, state, {});
     return buildStatus(this.ring, state, reads.map((entry) => ({ name: entry.handle.config.name, audience: entry.handle.config.audience, provider: entry.handle.provider, read: entry.read, error: entry.error })), gates, this.deps.clock.now());
   }
 
   async start(options: StepOptions = {}): Promise<StepResult> {
-    return this.step('start', options, async (state, _gates, ids) => ({ kind: 'planned', state: planStart(state, { now: this.now(), transitionId: ids.transitionId, rotationId: ids.rotationId, newKeyId: ids.newKeyId() }) }));
+    return this.step('start', options);
   }
 
   async advance(options: StepOptions = {}): Promise<StepResult> {
-    return this.step('advance', options, async (state, gates, ids) => planAdvance(state, gates, { now: this.now(), transitionId: ids.transitionId }));
+    return this.step('advance', options);
   }
 
   async abort(options: StepOptions = {}): Promise<StepResult> {
-    return this.step('abort', options, async (state, gates, ids) =>
-      planAbort(state, gates, { now: this.now(), transitionId: ids.transitionId, ...(options.reason ? { reason: options.reason } : {}) }),
-    );
+    return this.step('abort', options);
   }
 
   async revoke(keyId: string, options: StepOptions & { readonly reason: string }): Promise<StepResult> {
-    const plan = async (state: RingState) => {
+    const decide = (state: RingState, reads: readonly TargetRead[]): Plan => {
       const freshKeyId = revokeNeedsNewKey(state, keyId) ? this.freshKeyId(state) : null;
-      return planRevoke(state, { now: this.now(), transitionId: this.id('t'), keyId, freshKeyId, reason: options.reason });
+      return plan(state, observedOf(reads), [], { kind: 'revoke', keyId, freshKeyId, reason: options.reason }, { now: this.now(), transitionId: this.id('t') });
     };
     if (options.dryRun) {
       const reads = await this.readAll();
       const { state } = await this.currentState(reads);
-      return describePlan(this, 'revoke', state, await plan(state), reads, [], options);
+      return renderPlan(this, 'revoke', state, decide(state, reads), reads, [], options);
     }
     // Plan on what is known now: an unknown key id, missing material or an unwritable target refuses
     // the revoke before it pre-empts anyone's lease.
     const preflight = await this.preflight(`revoke ${this.ring.name} ${keyId} --reason "${options.reason.replace(/["\\$`]/g, '')}" --yes`);
     const { state: known } = await this.currentState(preflight);
-    assertMaterialAvailable(this.ring, await plan(known), mergeMaterial(preflight));
+    assertMaterialAvailable(this.ring, inFlightOf(decide(known, preflight)), mergeMaterial(preflight));
     return this.withLease(
       'revoke',
       async (lease) => {
         const reads = await this.readAll();
         const { state } = await this.currentState(reads);
-        const planned = await plan(state);
+        const planned = inFlightOf(decide(state, reads));
         await this.deps.store.save(planned, lease);
-        await this.audit('revoke', 'planned', { keyId, reason: options.reason, desired: planned.transition?.desired, preempted: state.transition?.kind ?? null });
+        await this.audit('revoke', 'planned', { keyId, reason: options.reason, desired: planned.transition.desired, preempted: state.transition?.kind ?? null });
         const done = await applyTransition(this, planned, lease, 'revoke', reads);
-        return this.result('revoke', 'done', done.state, planned.transition as Transition, [], done.writes, `revoked "${keyId}"`);
+        return this.result('revoke', 'done', done.state, planned.transition, [], done.writes, `revoked "${keyId}"`);
       },
       true,
     );
@@ -120,29 +122,28 @@ export class RingEngine extends RingSession {
     }
   }
 
-  /** Dry run, or lease → read → (resume | gates → decide → plan checks) → apply. */
-  private async step(
-    action: string,
-    options: StepOptions,
-    decide: (state: RingState, gates: readonly GateOutcome[], ids: StepIds) => Promise<AdvanceDecision>,
-  ): Promise<StepResult> {
+  /** Without ids (a check before the lease) or with a transition in flight, start's ids are never used. */
+  private intent(action: StepAction, state: RingState, options: StepOptions, ids?: StepIds): Intent {
+    if (action === 'start') return ids && !state.transition ? { kind: 'start', rotationId: ids.rotationId, newKeyId: ids.newKeyId() } : PREFLIGHT_START;
+    return action === 'advance' ? { kind: 'advance' } : { kind: 'abort', ...(options.reason ? { reason: options.reason } : {}) };
+  }
+
+  /** Dry run (render the plan), or preflight → lease → read → gates → plan → apply. */
+  private async step(action: StepAction, options: StepOptions): Promise<StepResult> {
     if (options.dryRun) {
       const reads = await this.readAll();
       const { state } = await this.currentState(reads);
-      if (state.transition) return describePlan(this, action, state, state, reads, [], options);
-      checkTargets(state, reads.map((read) => read.observed));
       const { gates } = await evaluateStepGates(this, state, options);
-      const decision = await decide(state, gates, stepIds(this, state, undefined));
-      if (decision.kind === 'blocked') throw blocked(this.ring.name, action, decision.gates);
-      return describePlan(this, action, state, decision.state, reads, gates, options);
+      const ids = stepIds(this, state, undefined);
+      return renderPlan(this, action, state, plan(state, observedOf(reads), gates, this.intent(action, state, options, ids), { now: this.now(), transitionId: ids.transitionId }), reads, gates, options);
     }
-    // Refuse bad target content, drift and unwritable targets before taking the lease: bad input writes nothing anywhere.
+    // Refuse bad target content, drift, an action that does not apply and unwritable targets before
+    // taking the lease: bad input writes nothing anywhere.
     const preflight = await this.preflight(`rotate ${action} ${this.ring.name}`);
     const { state: known } = await this.currentState(preflight);
     assertPlanSituation(this, options.plan, action, known, preflight);
     if (!known.transition) {
-      checkTargets(known, preflight.map((read) => read.observed));
-      if (action === 'start' || action === 'advance' || action === 'abort') assertActionApplies(known, action);
+      plan(known, observedOf(preflight), [], this.intent(action, known, options), { now: this.now(), transitionId: 'preflight' });
       assertOverridesKnown(this, known, options.overrides ?? []);
     }
     return this.withLease(action, async (lease) => {
@@ -153,39 +154,49 @@ export class RingEngine extends RingSession {
         await this.deps.store.save(state, lease);
         await this.audit('adopt', 'ok', { keys: state.keys.map((key) => `${key.id}=${key.fingerprint}`), activeKeyId: state.activeKeyId });
       }
-      const discarded = action === 'abort' ? discardUnwrittenTransition(state, this.now()) : null;
-      if (discarded && state.transition) {
-        await this.deps.store.save(discarded, lease);
-        await this.audit('abort', 'ok', { discarded: state.transition.kind, transitionId: state.transition.id, why: 'no target was written yet', ...(options.reason ? { reason: options.reason } : {}) });
-        return this.result('abort', 'done', discarded, null, [], [], `discarded the ${state.transition.kind} that had written nothing; ring is ${phaseOf(discarded)}`);
-      }
-      if (state.transition) {
-        await this.audit(action, 'ok', { resumed: state.transition.kind, transitionId: state.transition.id });
-        const done = await applyTransition(this, state, lease, action, reads);
-        return this.result(action, 'resumed', done.state, state.transition, state.transition.gates, done.writes, `resumed the interrupted ${state.transition.kind}`);
-      }
-      checkTargets(state, reads.map((read) => read.observed));
       const { gates, progressed } = await evaluateStepGates(this, state, options);
       // What incremental gates read is kept even when they block: the next run goes on from there.
       if (progressed) await this.deps.store.save(progressed, lease);
-      const decision = await decide(progressed ?? state, gates, stepIds(this, state, options.plan));
-      if (decision.kind === 'blocked') {
-        await this.audit(action, 'blocked', { gates: decision.gates, ...(options.plan ? { plan: options.plan.hash } : {}) });
-        if (options.plan) throw planChanged(this, action, decision.gates.filter((gate) => gate.verdict !== 'pass' && !gate.overridden).map((gate) => `gate ${gate.name} now ${gate.verdict}: ${gate.reason}`));
-        throw blocked(this.ring.name, action, decision.gates);
+      const ids = stepIds(this, state, options.plan);
+      const decided = plan(progressed ?? state, observedOf(reads), gates, this.intent(action, state, options, ids), { now: this.now(), transitionId: ids.transitionId });
+      switch (decided.kind) {
+        case 'discard': {
+          const { discarded } = decided;
+          await this.deps.store.save(decided.state, lease);
+          await this.audit('abort', 'ok', { discarded: discarded.kind, transitionId: discarded.id, why: 'no target was written yet', ...(options.reason ? { reason: options.reason } : {}) });
+          return this.result('abort', 'done', decided.state, null, [], [], `discarded the ${discarded.kind} that had written nothing; ring is ${phaseOf(decided.state)}`);
+        }
+        case 'resume': {
+          const { transition } = decided.state;
+          await this.audit(action, 'ok', { resumed: transition.kind, transitionId: transition.id });
+          const done = await applyTransition(this, decided.state, lease, action, reads);
+          return this.result(action, 'resumed', done.state, transition, transition.gates, done.writes, `resumed the interrupted ${transition.kind}`);
+        }
+        case 'blocked':
+          await this.audit(action, 'blocked', { gates: decided.gates, ...(options.plan ? { plan: options.plan.hash } : {}) });
+          if (options.plan) throw planChanged(this, action, decided.gates.filter((gate) => gate.verdict !== 'pass' && !gate.overridden).map((gate) => `gate ${gate.name} now ${gate.verdict}: ${gate.reason}`));
+          throw blocked(this.ring.name, action, decided.gates);
+        case 'transition': {
+          const planned = decided.state;
+          const { transition } = planned;
+          const drift = options.plan ? transitionChanges(options.plan, transition, gates) : [];
+          if (drift.length > 0) throw planChanged(this, action, drift);
+          for (const gate of gates.filter((g) => g.overridden)) {
+            await this.audit('override', 'overridden', { gate: gate.name, verdict: gate.verdict, gateReason: gate.reason, reason: gate.overridden?.reason, transition: transition.kind });
+          }
+          await this.deps.store.save(planned, lease);
+          await this.audit(action, 'planned', { transition: transition.kind, transitionId: transition.id, from: transition.from, desired: transition.desired, gates, ...(options.reason ? { reason: options.reason } : {}), ...(options.plan ? { plan: options.plan.hash } : {}) });
+          const done = await applyTransition(this, planned, lease, action, reads);
+          const finish = transition.kind === 'rollback' ? `; ACTIVE is the old key again — the abort finishes (the new key is removed) with \`stem-rotor rotate advance ${this.ring.name}\` once the drop gates pass` : '';
+          return this.result(action, 'done', done.state, transition, gates, done.writes, `${transition.kind}: ring is now ${phaseOf(done.state)}${finish}`);
+        }
       }
-      const planned = decision.state;
-      const transition = planned.transition as Transition;
-      const drift = options.plan ? transitionChanges(options.plan, transition, gates) : [];
-      if (drift.length > 0) throw planChanged(this, action, drift);
-      for (const gate of gates.filter((g) => g.overridden)) {
-        await this.audit('override', 'overridden', { gate: gate.name, verdict: gate.verdict, gateReason: gate.reason, reason: gate.overridden?.reason, transition: transition.kind });
-      }
-      await this.deps.store.save(planned, lease);
-      await this.audit(action, 'planned', { transition: transition.kind, transitionId: transition.id, from: transition.from, desired: transition.desired, gates, ...(options.reason ? { reason: options.reason } : {}), ...(options.plan ? { plan: options.plan.hash } : {}) });
-      const done = await applyTransition(this, planned, lease, action, reads);
-      const finish = transition.kind === 'rollback' ? `; ACTIVE is the old key again — the abort finishes (the new key is removed) with \`stem-rotor rotate advance ${this.ring.name}\` once the drop gates pass` : '';
-      return this.result(action, 'done', done.state, transition, gates, done.writes, `${transition.kind}: ring is now ${phaseOf(done.state)}${finish}`);
     });
   }
+}
+
+/** revoke always plans a transition. */
+function inFlightOf(decided: Plan) {
+  if (decided.kind !== 'transition') throw new InternalError(`revoke planned ${decided.kind}`);
+  return decided.state;
 }

@@ -3,7 +3,8 @@
  * transition gets (fresh, or a saved plan's), the checks a saved plan must pass, and the dry-run
  * result with the plan `--out` saves.
  */
-import type { GateOutcome, RingState, Transition } from '../core/types.js';
+import type { Plan } from '../core/plan.js';
+import type { InFlight, RingState } from '../core/types.js';
 import { changedVariables } from '../core/keyset.js';
 import { nextGateSlot, withGateProgress } from '../core/machine.js';
 import { contentHash, sealPlan, situationChanges, stateVersion, type SavedPlan } from '../core/saved-plan.js';
@@ -15,10 +16,13 @@ import type { RingSession } from './session.js';
 import { fieldName, writeOrder, type TargetRead } from './targets.js';
 import type { Override, PlannedWrite, StepIds, StepOptions, StepResult } from './types.js';
 
-/** The gates of the next step, and the state with what incremental gates read (null: nothing new). */
+/**
+ * The gates of the next step, and the state with what incremental gates read (null: nothing new).
+ * None while a transition is in flight: finishing it needs no new verdict.
+ */
 export async function evaluateStepGates(session: RingSession, state: RingState, options: StepOptions): Promise<{ gates: GateResult[]; progressed: RingState | null }> {
   const slot = nextGateSlot(state);
-  if (!slot) return { gates: [], progressed: null };
+  if (!slot || state.transition) return { gates: [], progressed: null };
   const stem = session.ring.stem ? new StemSources(session.ring.stem) : null;
   let results: GateResult[];
   try {
@@ -68,9 +72,22 @@ export function planChanged(session: RingSession, action: string, changes: reado
   return new PlanChangedError(`the saved plan no longer applies; nothing was written:\n  - ${changes.join('\n  - ')}\nnext: make a new plan with \`stem-rotor rotate ${action} ${session.ring.name} --dry-run --out plan.json\`, review it, then apply it with --plan plan.json`);
 }
 
-/** A dry run's result, with the plan `--out` saves: made on `before`, arriving at `planned`. */
-export async function describePlan(session: RingSession, action: string, before: RingState, planned: RingState, reads: readonly TargetRead[], gates: readonly GateResult[], options: StepOptions): Promise<StepResult> {
-  const transition = planned.transition as Transition;
+/** A dry run's result: the core's plan made on `before`, rendered; a transition comes with the plan `--out` saves. */
+export function renderPlan(session: RingSession, action: string, before: RingState, decided: Plan, reads: readonly TargetRead[], gates: readonly GateResult[], options: StepOptions): StepResult {
+  switch (decided.kind) {
+    case 'blocked':
+      throw blocked(session.ring.name, action, decided.gates);
+    case 'discard':
+      return session.result(action, 'planned', decided.state, null, [], [], `dry run: abort would discard the ${decided.discarded.kind} that has written nothing; nothing was written`);
+    case 'resume':
+      return describeTransition(session, action, before, decided.state, reads, [], options);
+    case 'transition':
+      return describeTransition(session, action, before, decided.state, reads, gates, options);
+  }
+}
+
+function describeTransition(session: RingSession, action: string, before: RingState, planned: InFlight, reads: readonly TargetRead[], gates: readonly GateResult[], options: StepOptions): StepResult {
+  const { transition } = planned;
   const ordered = writeOrder(reads.map((read) => read.handle)).map((handle) => reads.find((r) => r.handle === handle) as TargetRead);
   const writes: PlannedWrite[] = ordered.map((read) => {
     const config = read.handle.config;
@@ -98,7 +115,7 @@ export async function describePlan(session: RingSession, action: string, before:
   return { ...session.result(action, 'planned', planned, transition, gates, writes, `dry run: ${transition.kind} would write ${writes.filter((w) => w.change).length} of ${writes.length} targets; nothing was written${generated}`), plan };
 }
 
-export function blocked(ring: string, action: string, gates: readonly GateOutcome[]): GateBlockedError {
+export function blocked(ring: string, action: string, gates: readonly GateResult[]): GateBlockedError {
   const holding = gates.filter((gate) => gate.verdict !== 'pass' && !gate.overridden);
   const reasons = holding.map((gate) => `${gate.name} (${gate.verdict}): ${gate.reason}`);
   const command = `stem-rotor rotate ${action === 'run' ? 'advance' : action} ${ring}`;

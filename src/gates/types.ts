@@ -6,7 +6,7 @@
  */
 import type { RingConfig } from '../config/schema.js';
 import type { GateSlot } from '../core/machine.js';
-import type { GateOutcome, RingState } from '../core/types.js';
+import type { GateResult, RingState } from '../core/types.js';
 import type { StemSources } from '../stem/sources.js';
 
 export interface GateContext {
@@ -20,12 +20,7 @@ export interface GateContext {
   readonly stem: StemSources | null;
 }
 
-export interface GateResult extends GateOutcome {
-  /** What the verdict rests on: counts, times, ids. Never key material. */
-  readonly evidence?: Readonly<Record<string, unknown>>;
-  /** Progress to keep for the next evaluation (by gate name), saved in the ring's state under the lease. */
-  readonly carry?: Readonly<Record<string, unknown>>;
-}
+export type { GateResult } from '../core/types.js';
 
 export interface Gate {
   readonly name: string;

@@ -1,5 +1,5 @@
 /** Config warnings: valid settings that probably do not do what was meant, printed by `check` with their rule names. */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cli } from '../helpers/cli.js';
@@ -38,5 +38,33 @@ describe('config warnings', () => {
     const result = cli(['check', '--config', config]);
     expect(result.stdout).toContain('warning gates-replace-defaults: rings.demo.gates.beforeDrop replaces the default gates, so soak, stem-workers, stem-signers, stem-backlog, stem-dlq are not run; list them too to keep them');
     expect(result.stdout).not.toMatch(/beforeActivate replaces/);
+  });
+
+  it('an invalid config names every error with its rule, path and message, and changes nothing', () => {
+    const dir = tempDir('stem-rotor-warn-');
+    const config = join(dir, 'ring.json');
+    const targets = [
+      { name: 'producers', provider: 'dotenv', path: 'a.env', audience: 'verifiers' },
+      { name: 'producers', provider: 'dotenv', path: 'b.env', audience: 'verifiers' },
+    ];
+    writeFileSync(config, JSON.stringify({ rings: { demo: { gates: { beforeDrop: [{ type: 'stem-workers' }] }, targets } } }));
+    const human = cli(['check', '--config', config]);
+    expect(human.code).toBe(2);
+    expect(human.stderr).toContain('rings.demo.targets: at least one target must have audience "all"');
+    expect(human.stderr).toContain('rings.demo.targets[1].name: "producers" is used twice');
+    const json = cli(['check', '--config', config, '--json']);
+    expect(json.code).toBe(2);
+    const findings = (JSON.parse(json.stdout) as { findings: { rule: string; path: string }[] }).findings;
+    expect(findings.map((finding) => [finding.rule, finding.path])).toEqual([
+      ['verifiers-need-ed25519', 'rings.demo.targets[0].audience'],
+      ['verifiers-need-ed25519', 'rings.demo.targets[1].audience'],
+      ['ring-needs-a-signer', 'rings.demo.targets'],
+      ['unique-target-names', 'rings.demo.targets[1].name'],
+      ['stem-gates-need-stem', 'rings.demo.gates.beforeDrop[0]'],
+    ]);
+    writeFileSync(join(dir, 'typo.json'), JSON.stringify({ rings: { demo: { targets: [{ name: 'p', provider: 'dotenv' }] } } }));
+    const typo = JSON.parse(cli(['check', '--config', join(dir, 'typo.json'), '--json']).stdout) as { findings: { rule: string; path: string }[] };
+    expect(typo.findings[0]).toMatchObject({ rule: 'schema', path: 'rings.demo.targets[0].path' });
+    expect(readdirSync(dir).sort()).toEqual(['ring.json', 'typo.json']); // no state, no env file, no audit
   });
 });

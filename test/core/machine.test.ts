@@ -5,12 +5,12 @@ import { completeTransition, nextGateSlot, planAbort, planAdvance, planStart, re
 import { assertWriteSafe, bootstrapState, checkTargets } from '../../src/core/guards.js';
 import { planRevoke, revokeNeedsNewKey } from '../../src/core/revoke.js';
 import { keyBirth, rotationDue } from '../../src/core/schedule.js';
-import { phaseOf, type GateOutcome, type ObservedTarget, type RingState, type Transition } from '../../src/core/types.js';
+import { phaseOf, type GateResult, type InFlight, type ObservedTarget, type RingState, type StepTransition, type Transition } from '../../src/core/types.js';
 
 const T0 = '2026-11-28T10:00:00.000Z';
-const pass: GateOutcome[] = [{ name: 'soak', verdict: 'pass', reason: 'ok' }];
-const wait: GateOutcome[] = [{ name: 'soak', verdict: 'wait', reason: 'soaking' }];
-const unknown: GateOutcome[] = [{ name: 'soak', verdict: 'unknown', reason: 'no data' }];
+const pass: GateResult[] = [{ name: 'soak', verdict: 'pass', reason: 'ok' }];
+const wait: GateResult[] = [{ name: 'soak', verdict: 'wait', reason: 'soaking' }];
+const unknown: GateResult[] = [{ name: 'soak', verdict: 'unknown', reason: 'no data' }];
 const fp = (id: string) => `fp-${id}`;
 
 function target(name: string, keyIds: string[], active: string | null, audience: 'all' | 'verifiers' = 'all'): ObservedTarget {
@@ -25,8 +25,8 @@ let counter = 0;
 const stamp = () => ({ now: T0, transitionId: `t${++counter}` });
 
 /** Applies a planned transition to simulated targets the way the engine does, guard included. */
-function apply(state: RingState, targets: ObservedTarget[]): { state: RingState; targets: ObservedTarget[] } {
-  const transition = state.transition as Transition;
+function apply(state: InFlight, targets: ObservedTarget[]): { state: RingState; targets: ObservedTarget[] } {
+  const { transition } = state;
   let current = targets;
   let next = state;
   for (const t of [...current].sort((x, y) => (x.audience === y.audience ? 0 : x.audience === 'verifiers' ? -1 : 1))) {
@@ -58,21 +58,21 @@ describe('bootstrap (S10 on first sight)', () => {
 describe('transitions', () => {
   it('start → added → activated → stable', () => {
     let targets = [target('a', ['k1'], 'k1'), target('b', ['k1'], 'k1')];
-    let state = planStart(stable(), { ...stamp(), rotationId: 'r1', newKeyId: 'k2' });
+    let state: RingState = planStart(stable(), { ...stamp(), rotationId: 'r1', newKeyId: 'k2' });
     expect(state.transition).toMatchObject({ kind: 'start', desired: { keyIds: ['k1', 'k2'], activeKeyId: 'k1' }, generatedKeyId: 'k2' });
-    ({ state, targets } = apply(state, targets));
+    ({ state, targets } = apply(state as InFlight, targets));
     expect(phaseOf(state)).toBe('added');
     expect(nextGateSlot(state)).toBe('beforeActivate');
 
     const activated = planAdvance(state, pass, stamp());
     expect(activated.kind).toBe('planned');
-    ({ state, targets } = apply((activated as { state: RingState }).state, targets));
+    ({ state, targets } = apply((activated as { state: InFlight }).state, targets));
     expect(phaseOf(state)).toBe('activated');
     expect(state.activeKeyId).toBe('k2');
     expect(nextGateSlot(state)).toBe('beforeDrop');
 
     const dropped = planAdvance(state, pass, stamp());
-    ({ state, targets } = apply((dropped as { state: RingState }).state, targets));
+    ({ state, targets } = apply((dropped as { state: InFlight }).state, targets));
     expect(phaseOf(state)).toBe('stable');
     expect(state.keys.map((k) => k.id)).toEqual(['k2']);
     expect(targets.every((t) => t.keys.length === 1 && t.activeKeyId === 'k2')).toBe(true);
@@ -104,18 +104,18 @@ describe('transitions', () => {
     let state = apply(planStart(stable(), { ...stamp(), rotationId: 'r', newKeyId: 'k2' }), targets).state;
     const direct = planAbort(state, wait, stamp());
     expect(direct.kind).toBe('planned');
-    expect((direct as { state: RingState }).state.transition?.desired).toEqual({ keyIds: ['k1'], activeKeyId: 'k1' });
+    expect((direct as { state: InFlight }).state.transition?.desired).toEqual({ keyIds: ['k1'], activeKeyId: 'k1' });
 
     ({ state, targets } = apply(planStart(stable(), { ...stamp(), rotationId: 'r', newKeyId: 'k2' }), [target('a', ['k1'], 'k1')]));
-    ({ state, targets } = apply((planAdvance(state, pass, stamp()) as { state: RingState }).state, targets));
+    ({ state, targets } = apply((planAdvance(state, pass, stamp()) as { state: InFlight }).state, targets));
     const rollback = planAbort(state, wait, stamp());
-    expect((rollback as { state: RingState }).state.transition).toMatchObject({ kind: 'rollback', desired: { keyIds: ['k1', 'k2'], activeKeyId: 'k1' } });
-    ({ state, targets } = apply((rollback as { state: RingState }).state, targets));
+    expect((rollback as { state: InFlight }).state.transition).toMatchObject({ kind: 'rollback', desired: { keyIds: ['k1', 'k2'], activeKeyId: 'k1' } });
+    ({ state, targets } = apply((rollback as { state: InFlight }).state, targets));
     expect(state.rotation).toMatchObject({ phase: 'rolling-back' });
     expect(nextGateSlot(state)).toBe('beforeDrop');
     expect(planAbort(state, wait, stamp()).kind).toBe('blocked');
     expect(planAdvance(state, wait, stamp()).kind).toBe('blocked');
-    const finish = planAdvance(state, pass, stamp()) as { state: RingState };
+    const finish = planAdvance(state, pass, stamp()) as { state: InFlight };
     expect(finish.state.transition).toMatchObject({ kind: 'abort', desired: { keyIds: ['k1'], activeKeyId: 'k1' } });
   });
 });
@@ -147,7 +147,7 @@ describe('revoke pre-empting an interrupted revoke (found by the model test)', (
   it('never resurrects the key the interrupted revoke removed, and finishes it when it already removes the new target', () => {
     // activated: k1 → k2; a revoke of the active k2 (→ fresh k3) was interrupted after writing everything
     let { state, targets } = apply(planStart(stable(), { ...stamp(), rotationId: 'r', newKeyId: 'k2' }), [target('a', ['k1'], 'k1')]);
-    ({ state, targets } = apply((planAdvance(state, pass, stamp()) as { state: RingState }).state, targets));
+    ({ state, targets } = apply((planAdvance(state, pass, stamp()) as { state: InFlight }).state, targets));
     expect(targets[0]?.activeKeyId).toBe('k2');
     const interrupted = planRevoke(state, { ...stamp(), keyId: 'k2', freshKeyId: 'k3', reason: 'leak' });
     expect(interrupted.transition?.desired).toEqual({ keyIds: ['k3'], activeKeyId: 'k3' });
@@ -165,9 +165,9 @@ describe('revoke pre-empting an interrupted revoke (found by the model test)', (
 });
 
 describe('write guard', () => {
-  const activate = (): Transition => {
+  const activate = (): StepTransition => {
     const added = apply(planStart(stable(), { ...stamp(), rotationId: 'r', newKeyId: 'k2' }), [target('a', ['k1'], 'k1')]).state;
-    return (planAdvance(added, pass, stamp()) as { state: RingState }).state.transition as Transition;
+    return (planAdvance(added, pass, stamp()) as { state: InFlight }).state.transition as StepTransition;
   };
 
   it('S1: no ACTIVE=K while a verifier lacks K', () => {
@@ -233,7 +233,7 @@ describe('property: any sequence of commands and gate verdicts keeps S1–S3 and
         let state = bootstrapState('ring', 'hmac-sha256', targets, T0);
         let next = 2;
         for (const c of commands) {
-          let planned: RingState | null = null;
+          let planned: InFlight | null = null;
           try {
             if (c.kind === 'start') planned = planStart(state, { ...stamp(), rotationId: `r${next}`, newKeyId: `k${next++}` });
             else if (c.kind === 'advance' || c.kind === 'abort') {

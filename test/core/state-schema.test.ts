@@ -38,3 +38,24 @@ describe('stored rotation phases', () => {
     expect(() => parseStoredState(stored({ phase: 'dropping' }), 'state file', 'ring')).toThrow(/state state file is invalid at rotation.phase/);
   });
 });
+
+describe('stored transitions', () => {
+  const withTransition = (transition: Record<string, unknown>) => {
+    const state = JSON.parse(stored({ phase: 'added' }));
+    const common = { id: 't1', from: { keyIds: ['k1', 'k2'], activeKeyId: 'k1' }, desired: { keyIds: ['k1', 'k2'], activeKeyId: 'k2' }, tolerated: [], parallel: false, startedAt: T0, gates: [], writes: {} };
+    return JSON.stringify({ ...state, transition: { ...common, ...transition } });
+  };
+
+  it('each kind carries what it needs: a start its new key and rotation, a revoke its revoked key', () => {
+    const activate = parseStoredState(withTransition({ kind: 'activate', generatedKeyId: null, rotationId: 'rot-1', revokedKeyId: null }), 'state file', 'ring');
+    expect(activate.transition?.kind).toBe('activate');
+    expect(() => parseStoredState(withTransition({ kind: 'start', generatedKeyId: null, rotationId: 'rot-1', revokedKeyId: null }), 'state file', 'ring')).toThrow(/invalid at transition.generatedKeyId/);
+    expect(() => parseStoredState(withTransition({ kind: 'revoke', generatedKeyId: null, rotationId: null, revokedKeyId: null }), 'state file', 'ring')).toThrow(/invalid at transition.revokedKeyId/);
+    expect(() => parseStoredState(withTransition({ kind: 'drop', generatedKeyId: 'k3', rotationId: 'rot-1', revokedKeyId: null }), 'state file', 'ring')).toThrow(/invalid at transition.generatedKeyId/);
+  });
+
+  it('activateGatesPassed, stored before 0.2, is dropped on load: it is derived from the phase and the transition', () => {
+    const state = parseStoredState(stored({ phase: 'added' }), 'state file', 'ring');
+    expect(state.rotation).not.toHaveProperty('activateGatesPassed');
+  });
+});

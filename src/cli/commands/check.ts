@@ -14,7 +14,7 @@ export async function checkCommand(ring: string | undefined, options: CommonOpti
   print(options, { config: context.config.path, warnings, rings: reports }, () =>
     [
       `config ${context.config.path}: valid${warnings.length > 0 ? `, ${warnings.length} warning${warnings.length === 1 ? '' : 's'}` : ''}`,
-      ...warnings.map((warning) => `  warning ${warning.rule}: ${warning.message}`),
+      ...warnings.map((warning) => `  warning ${warning.rule}: ${warning.path} ${warning.message}`),
       ...reports.flatMap((report) => [
         `ring ${report.ring}: ${report.ok ? 'ok' : 'PROBLEMS'}`,
         ...report.signals.map((signal) => `  ${signal.signal}: ${signal.ok ? 'ok' : 'UNREACHABLE'} (${signal.detail})`),
