@@ -9,13 +9,13 @@
  * and reported. Same canonical-form rules as `dlq replay --resign`.
  */
 import { ConfigError, RotorError } from '../errors.js';
-import { compareIds, consumerGroups } from '../stem/backlog.js';
+import { consumerGroups } from '../stem/redis-scan.js';
 import { SIGNATURE_HEADER, SIGNATURE_KEY_HEADER } from '../stem/canonical.js';
 import { stemKeys } from '../stem/redis-keys.js';
 import type { Redis } from 'ioredis';
 import { StemSources } from '../stem/sources.js';
 import { keysThatVerify, signEnvelope } from '../stem/signer.js';
-import { envelopeFromFields, streamFields } from '../stem/stream-format.js';
+import { compareIds, envelopeFromFields, streamFields } from '../stem/stream-format.js';
 import { envelopeSchema, envelopeToJson, type Envelope } from '../stem/envelope.js';
 import { parseStemJson, stringifyStemJson } from '../stem/json.js';
 import type { SqlClient } from '../stem/sql.js';

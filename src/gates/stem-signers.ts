@@ -8,7 +8,7 @@
  * It reads only what it has not read before: the last entry id per stream and the running counts
  * are carried in the ring's state (`gateProgress`), saved by commands that hold the ring's lease.
  */
-import { keyIdOf, scanKeys } from '../stem/backlog.js';
+import { scanKeys } from '../stem/redis-scan.js';
 import { isStemControlQueue, stemKeys } from '../stem/redis-keys.js';
 import { StreamReader } from '../stem/stream-reader.js';
 import { stemInstant } from '../stem/timestamps.js';
@@ -100,7 +100,7 @@ async function scanRedisSince(broker: Redis, endpoint: StemEndpoint, signals: St
           const enqueued = stemInstant(entry.enqueuedAt() ?? '', signals.timezone ?? null);
           // Promoted delayed envelopes and retries enqueued before the window are not evidence.
           if (enqueued !== null && enqueued.at <= windowStart) return;
-          tallyEnvelope(progress, queue, keyIdOf(entry), enqueued?.at ?? null, newKeyId);
+          tallyEnvelope(progress, queue, entry.keyId(), enqueued?.at ?? null, newKeyId);
         });
         if (last !== null) progress.cursors[stream] = last;
         if (seen < batchSize || last === null) break;

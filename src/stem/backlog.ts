@@ -5,8 +5,10 @@
  */
 import type { Redis } from 'ioredis';
 import type { RedisEndpoint } from '../endpoints/schema.js';
-import { SIGNATURE_KEY_HEADER } from './canonical.js';
 import { isStemControlQueue, stemKeys } from './redis-keys.js';
+import { SIGNATURE_KEY_HEADER } from './canonical.js';
+import { consumerGroups, scanKeys } from './redis-scan.js';
+import { compareIds } from './stream-format.js';
 import { StreamReader, type EntryView } from './stream-reader.js';
 
 export interface BacklogCount {
@@ -87,45 +89,6 @@ class Tally {
   }
 }
 
-/** The key id of a stream entry: a string, null (unsigned), or undefined (unparseable headers). */
-export function keyIdOf(entry: EntryView): string | null | undefined {
-  const fast = entry.signingKeyId();
-  if (fast !== null) return fast;
-  const headers = entry.headers();
-  if (headers === null) return undefined;
-  try {
-    const decoded: unknown = JSON.parse(headers);
-    if (typeof decoded !== 'object' || decoded === null) return undefined;
-    const keyId = (decoded as Record<string, unknown>)[SIGNATURE_KEY_HEADER];
-    return typeof keyId === 'string' ? keyId : null;
-  } catch {
-    return undefined;
-  }
-}
-
-export async function scanKeys(redis: Redis, pattern: string, type: 'stream' | 'zset'): Promise<string[]> {
-  const found: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, batch] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000, 'TYPE', type);
-    cursor = next;
-    found.push(...batch);
-  } while (cursor !== '0');
-  return found.sort();
-}
-
-/** Every consumer group of a stream with its last-delivered id. */
-export async function consumerGroups(redis: Redis, stream: string): Promise<Map<string, string>> {
-  const groups = (await redis.xinfo('GROUPS', stream)) as unknown[][];
-  const found = new Map<string, string>();
-  for (const info of groups) {
-    const fields = new Map<string, unknown>();
-    for (let i = 0; i + 1 < info.length; i += 2) fields.set(String(info[i]), info[i + 1]);
-    found.set(String(fields.get('name')), String(fields.get('last-delivered-id')));
-  }
-  return found;
-}
-
 
 type Unit = (reader: StreamReader) => Promise<void>;
 
@@ -152,7 +115,7 @@ async function readUndelivered(reader: StreamReader, stream: string, range: { st
     let seen = 0;
     const last = await reader.entries([['XRANGE', stream, start, range.end, 'COUNT', String(batchSize)]], (entry) => {
       seen += 1;
-      count(keyIdOf(entry), () => entry.enqueuedAt());
+      count(entry.keyId(), () => entry.enqueuedAt());
     });
     if (seen < batchSize || last === null) break;
     start = `(${last}`;
@@ -160,7 +123,7 @@ async function readUndelivered(reader: StreamReader, stream: string, range: { st
 }
 
 async function readPendingIds(reader: StreamReader, stream: string, group: string, range: { start: string; end: string }, batchSize: number, count: ReturnType<Tally['source']>): Promise<void> {
-  const onPending = (entry: EntryView) => count(keyIdOf(entry), () => entry.enqueuedAt());
+  const onPending = (entry: EntryView) => count(entry.keyId(), () => entry.enqueuedAt());
   const xpending = (start: string) => ['XPENDING', stream, group, start, range.end, String(batchSize)];
   let ids = await reader.strings(xpending(range.start));
   while (ids.length > 0) {
@@ -177,13 +140,6 @@ async function readPendingIds(reader: StreamReader, stream: string, group: strin
 function field(reply: unknown[], name: string): unknown {
   for (let i = 0; i + 1 < reply.length; i += 2) if (reply[i] === name) return reply[i + 1];
   return undefined;
-}
-
-/** Orders Redis stream ids (`<ms>-<seq>`). */
-export function compareIds(a: string, b: string): number {
-  const [am, as] = a.split('-').map(BigInt) as [bigint, bigint];
-  const [bm, bs] = b.split('-').map(BigInt) as [bigint, bigint];
-  return am === bm ? (as === bs ? 0 : as < bs ? -1 : 1) : am < bm ? -1 : 1;
 }
 
 /**
@@ -251,19 +207,13 @@ async function readPendingRange(reader: StreamReader, ids: readonly string[], on
   await reader.readEntries((entry) => {
     const id = entry.id();
     // pending ids no longer in the stream (deleted) are passed over
-    while (next < ids.length && compareStreamIds(ids[next] as string, id) < 0) missed.push(ids[next++] as string);
+    while (next < ids.length && compareIds(ids[next] as string, id) < 0) missed.push(ids[next++] as string);
     if (next < ids.length && ids[next] === id) {
       next += 1;
       onEntry(entry);
     }
   });
   return [...missed, ...ids.slice(next)];
-}
-
-function compareStreamIds(a: string, b: string): number {
-  const [aMs = '0', aSeq = '0'] = a.split('-');
-  const [bMs = '0', bSeq = '0'] = b.split('-');
-  return Number(aMs) - Number(bMs) || Number(aSeq) - Number(bSeq);
 }
 
 async function scanDelayed(reader: StreamReader, tally: Tally, key: string, batchSize: number): Promise<void> {

@@ -39,3 +39,19 @@ export function envelopeFromFields(fields: readonly string[]): Envelope {
     meta: parseStemJson(map.get('meta') || '{}') as Envelope['meta'],
   };
 }
+
+/**
+ * Orders Redis stream ids (`<ms>-<seq>`, no leading zeros; a bare `<ms>` is `<ms>-0`) as numbers,
+ * without parsing them: a longer digit string is larger, equal lengths compare as text.
+ */
+export function compareIds(a: string, b: string): number {
+  const aDash = a.indexOf('-');
+  const bDash = b.indexOf('-');
+  const aMs = aDash === -1 ? a : a.slice(0, aDash);
+  const bMs = bDash === -1 ? b : b.slice(0, bDash);
+  return compareDigits(aMs, bMs) || compareDigits(aDash === -1 ? '0' : a.slice(aDash + 1), bDash === -1 ? '0' : b.slice(bDash + 1));
+}
+
+function compareDigits(a: string, b: string): number {
+  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+}
