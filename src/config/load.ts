@@ -4,7 +4,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, InvalidConfigError } from '../errors.js';
-import { formatDuration } from '../core/duration.js';
+import { formatDuration } from '../duration.js';
 import { resolvePath } from '../files/regular.js';
 import { sqlitePath } from '../stem/sql.js';
 import { configSchema, defaultGates, stemStoreKind, targetLocation, type StemEndpoint, type RawConfig, type RingConfig, type StoreConfig, type TargetConfig } from './schema.js';

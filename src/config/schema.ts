@@ -1,7 +1,7 @@
 /** The config file's schema: the single source of config types (`z.infer`). */
 import * as z from 'zod';
 import { ALGORITHMS, STEM_ENV_NAMES, type StemEnvName } from '../stem/signing-env.js';
-import { durationSchema } from '../core/duration.js';
+import { durationSchema } from '../duration.js';
 import { DIALECTS } from '../envfile/codec.js';
 
 const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'use letters, digits, ".", "_" and "-"');

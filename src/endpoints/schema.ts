@@ -1,6 +1,6 @@
 /** Where stem-rotor connects: Redis (Stem's or the state store's), PostgreSQL or a SQLite file. */
 import * as z from 'zod';
-import { durationSchema } from '../core/duration.js';
+import { durationSchema } from '../duration.js';
 
 const endpointTlsSchema = z
   .strictObject({

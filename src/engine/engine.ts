@@ -7,7 +7,7 @@
 import { PREFLIGHT_START, plan, type Intent, type Plan } from '../core/plan.js';
 import { revokeNeedsNewKey } from '../core/revoke.js';
 import { rotationDue, stuckFor } from '../core/schedule.js';
-import { formatDuration } from '../core/duration.js';
+import { formatDuration } from '../duration.js';
 import { phaseOf, type RingState } from '../core/types.js';
 import { ConfigError, ExitCode, GateBlockedError, InternalError, RotorError, isRotorError } from '../errors.js';
 import { applyTransition, assertMaterialAvailable, mergeMaterial } from './apply.js';

@@ -1,5 +1,5 @@
 /** `soak`: time since every target verified the write that entered the current phase. */
-import { formatDuration } from '../core/duration.js';
+import { formatDuration } from '../duration.js';
 import type { Gate, GateContext, GateResult } from './types.js';
 
 export const GATE_TYPE = 'soak';

@@ -3,7 +3,7 @@
  * its keys once, at start). Live = heartbeat key present and fresh (stem-interop §4). No heartbeat
  * data is `unknown`, never a pass.
  */
-import { formatDuration } from '../core/duration.js';
+import { formatDuration } from '../duration.js';
 import type { Redis } from 'ioredis';
 import type { StemSignals } from '../config/schema.js';
 import { stemKeys } from '../stem/redis-keys.js';

@@ -1,6 +1,6 @@
 /** The `stem:` section of a ring: where Stem's evidence lives and how its fleet is set up. */
 import * as z from 'zod';
-import { durationSchema } from '../core/duration.js';
+import { durationSchema } from '../duration.js';
 import { stemEndpointSchema } from '../endpoints/schema.js';
 import { isTimeZone } from './timestamps.js';
 

@@ -1,4 +1,4 @@
-import { parseDuration } from '../../core/duration.js';
+import { parseDuration } from '../../duration.js';
 import type { DlqOptions, DlqReport, ReplayResult } from '../../engine/dlq.js';
 import { ConfigError } from '../../errors.js';
 import { createContext, print, type CommonOptions } from '../context.js';

@@ -1,5 +1,5 @@
 /** Human renderings of command results. JSON output uses the result objects directly. */
-import { formatDuration } from '../../core/duration.js';
+import { formatDuration } from '../../duration.js';
 import type { PlannedWrite, StepResult } from '../../engine/engine.js';
 import type { StatusReport } from '../../engine/status.js';
 import type { WriteRecord } from '../../core/types.js';

@@ -1,4 +1,4 @@
-import { formatDuration, parseDuration } from '../../core/duration.js';
+import { formatDuration, parseDuration } from '../../duration.js';
 import { ConfigError, ExitCode, LeaseHeldError, isRotorError } from '../../errors.js';
 import type { StepResult } from '../../engine/engine.js';
 import { createContext, print, type CommonOptions } from '../context.js';
