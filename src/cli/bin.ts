@@ -40,7 +40,7 @@ function rotateStep(step: 'start' | 'advance' | 'abort', description: string): C
     .option('--plan <file>', 'apply exactly this saved plan, or refuse (exit 2) naming what changed since')
     .option('--reason <text>', 'why (recorded in the audit trail)');
   if (step !== 'start') {
-    command.option('--approve', 'satisfy an approval gate').option('--override <gate>', 'let a non-passing gate through (repeatable; needs --reason; audited)', collect, []);
+    command.option('--approve', 'record your approval of the next step (as `stem-rotor approve` does)').option('--override <gate>', 'let a non-passing gate through (repeatable; needs --reason; audited)', collect, []);
   }
   return command.action(async (ring: string, options) => {
     const { rotateCommand } = await import('./commands/rotate.js');
@@ -71,6 +71,19 @@ common(program.command('revoke').description('emergency: remove a key everywhere
     const { revokeCommand } = await import('./commands/revoke.js');
     await revokeCommand(ring, keyId, options);
   });
+
+for (const [decision, description] of [
+  ['approve', "record your approval of the ring's next step (its approval gate then passes; audited)"],
+  ['deny', 'record a refusal of the rotation and abort it (audited)'],
+] as const) {
+  common(program.command(decision).description(description).argument('<ring>'))
+    .option('--reason <text>', 'why (required; audited)')
+    .option('--as <name>', 'who decides, for automation (default: $STEM_ROTOR_ACTOR, else the OS user)')
+    .action(async (ring: string, options) => {
+      const { approveCommand } = await import('./commands/approve.js');
+      await approveCommand(decision, ring, options);
+    });
+}
 
 common(program.command('run').description('the scheduled job: start rotations past maxAge, advance those whose gates pass (autoAdvance)'))
   .option('--once', 'one pass over every ring, then exit')

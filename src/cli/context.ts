@@ -1,7 +1,7 @@
 /** What every ring command needs: the config, the store, an engine per ring. */
 import { systemClock } from '../clock.js';
 import { defaultConfigFile, findRing, loadConfig, type Config } from '../config/load.js';
-import { RingEngine } from '../engine/engine.js';
+import { RingEngine, type Actor } from '../engine/engine.js';
 import { createFileStore } from '../store/file.js';
 import type { StateStore } from '../store/types.js';
 import type { Log } from './log.js';
@@ -14,7 +14,8 @@ export interface CommonOptions {
 export interface Context {
   readonly config: Config;
   readonly store: StateStore;
-  engine(ring: string): RingEngine;
+  /** `actor`: who acts, when not the OS user (`--as`). */
+  engine(ring: string, actor?: Actor): RingEngine;
   /** Ends this context's store connection. */
   close(): Promise<void>;
 }
@@ -44,7 +45,7 @@ export async function createContext(options: CommonOptions, log?: Log): Promise<
   return {
     config,
     store,
-    engine: (ring) => new RingEngine(findRing(config, ring), { store, clock: systemClock, leaseTtlMs: config.store.leaseTtl, ...(progress ? { progress } : {}) }),
+    engine: (ring, actor) => new RingEngine(findRing(config, ring), { store, clock: systemClock, leaseTtlMs: config.store.leaseTtl, ...(progress ? { progress } : {}), ...(actor ? { actor } : {}) }),
     close: async () => {
       openStores.splice(openStores.indexOf(store), 1);
       await store.close();

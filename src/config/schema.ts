@@ -90,7 +90,12 @@ const soakGateSchema = z.strictObject({
   name: name.optional(),
   duration: durationSchema.optional().describe('defaults to policy.propagate (before activate) or policy.drain (before drop)'),
 });
-const approvalGateSchema = z.strictObject({ type: z.literal('approval'), name: name.optional() });
+const approvalGateSchema = z.strictObject({
+  type: z.literal('approval'),
+  name: name.optional(),
+  requireDistinctApprover: z.boolean().default(false).describe('the approver may not be whoever started the rotation'),
+  approvalTtl: durationSchema.optional().describe('an approval older than this no longer counts'),
+});
 const stemWorkersGateSchema = z.strictObject({
   type: z.literal('stem-workers'),
   name: name.optional(),

@@ -9,13 +9,15 @@
  * in `schedule.ts`.
  */
 import { InternalError, InvalidTransitionError } from '../errors.js';
-import type { DesiredKeySet, GateResult, InFlight, RingState, Rotation, StepTransition, Transition, WriteRecord } from './types.js';
+import type { Actor, DesiredKeySet, GateResult, InFlight, RingState, Rotation, StepTransition, Transition, WriteRecord } from './types.js';
 
 export interface Stamp {
   /** ISO time of the decision. */
   readonly now: string;
   /** Unique id for the new transition (idempotency keys derive from it). */
   readonly transitionId: string;
+  /** Who decided (recorded on the transition; a start's becomes the rotation's `startedBy`). */
+  readonly by?: Actor;
 }
 
 export type GateSlot = 'beforeActivate' | 'beforeDrop';
@@ -36,6 +38,7 @@ export function transitionBase(state: RingState, desired: DesiredKeySet, stamp: 
     gates: extra.gates ?? [],
     writes: {},
     ...(extra.reason === undefined ? {} : { reason: extra.reason }),
+    ...(stamp.by === undefined ? {} : { by: stamp.by }),
   };
 }
 
@@ -166,7 +169,8 @@ export function completeTransition(state: InFlight, fingerprints: ReadonlyMap<st
     if (!fingerprint) throw new InternalError(`no fingerprint read back for key "${id}"`);
     return { id, fingerprint, createdAt: records.get(id)?.createdAt ?? transition.startedAt };
   });
-  const base = { ...state, keys, activeKeyId: transition.desired.activeKeyId, transition: null, updatedAt: now };
+  const { approval: _spent, ...rest } = state;
+  const base = { ...rest, keys, activeKeyId: transition.desired.activeKeyId, transition: null, updatedAt: now };
   switch (transition.kind) {
     case 'start': {
       const fresh: Rotation = {
@@ -177,6 +181,7 @@ export function completeTransition(state: InFlight, fingerprints: ReadonlyMap<st
         startedAt: transition.startedAt,
         phaseStartedAt: transition.startedAt,
         phaseVerifiedAt: now,
+        ...(transition.by ? { startedBy: transition.by } : {}),
       };
       return { ...base, rotation: fresh };
     }

@@ -64,7 +64,8 @@ function canonical(value: unknown): string {
   return JSON.stringify(value);
 }
 
-function sha256(domain: string, value: unknown): string {
+/** A domain-separated hash of a JSON value with sorted keys. */
+export function sha256(domain: string, value: unknown): string {
   return createHash('sha256').update(`${domain}\n${canonical(value)}`).digest('hex');
 }
 

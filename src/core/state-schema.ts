@@ -27,6 +27,8 @@ const writeRecord = z.object({
   afterWrite: z.enum(['pending', 'done']).optional(),
 });
 
+const actor = z.object({ user: z.string(), host: z.string() });
+
 const transitionCommon = {
   id: z.string(),
   from: keySet,
@@ -37,6 +39,7 @@ const transitionCommon = {
   gates: z.array(gateResult),
   writes: z.record(z.string(), writeRecord),
   reason: z.string().optional(),
+  by: actor.optional(),
 };
 
 const ringStateSchema = z.object({
@@ -59,6 +62,7 @@ const ringStateSchema = z.object({
       startedAt: time,
       phaseVerifiedAt: time,
       phaseStartedAt: time.optional(),
+      startedBy: actor.optional(),
     })
     .transform(({ aborting, activateGatesPassed: _derived, ...rotation }) => (aborting ? { ...rotation, phase: 'rolling-back' as const } : rotation))
     .nullable(),
@@ -70,6 +74,9 @@ const ringStateSchema = z.object({
     ])
     .nullable(),
   updatedAt: time,
+  approval: z
+    .object({ by: actor, at: time, reason: z.string(), step: z.enum(['activate', 'drop', 'abort', 'rollback']), subject: z.string() })
+    .optional(),
   gateProgress: z.record(z.string(), z.unknown()).optional(),
 });
 

@@ -9,6 +9,12 @@ export type Phase = (typeof PHASES)[number];
 
 export type Audience = 'all' | 'verifiers';
 
+/** Who did something: the OS user (or `--as` / `STEM_ROTOR_ACTOR`) and the host. */
+export interface Actor {
+  readonly user: string;
+  readonly host: string;
+}
+
 export interface KeyRecord {
   readonly id: string;
   readonly fingerprint: string;
@@ -62,6 +68,8 @@ interface TransitionCommon {
   readonly gates: readonly GateResult[];
   readonly writes: Readonly<Record<string, WriteRecord>>;
   readonly reason?: string;
+  /** Who planned it. */
+  readonly by?: Actor;
 }
 
 /** start: adds a key no target holds yet, and creates the rotation. */
@@ -103,6 +111,18 @@ export interface Rotation {
   readonly phaseVerifiedAt: string;
   /** When that write began (before its first target write). */
   readonly phaseStartedAt?: string;
+  /** Who started it (unknown for rotations started before 0.2). */
+  readonly startedBy?: Actor;
+}
+
+/** A recorded approval of one step of one rotation (`stem-rotor approve`, or `advance --approve`). */
+export interface Approval {
+  readonly by: Actor;
+  readonly at: string;
+  readonly reason: string;
+  readonly step: StepTransition['kind'];
+  /** Binds the approval to exactly that step: see `nextStep` in approval.ts. */
+  readonly subject: string;
 }
 
 export interface RingState {
@@ -115,6 +135,8 @@ export interface RingState {
   readonly rotation: Rotation | null;
   readonly transition: Transition | null;
   readonly updatedAt: string;
+  /** The approval recorded for the next step, if any (cleared when a transition completes). */
+  readonly approval?: Approval;
   /** What incremental gates read so far, by gate name (e.g. stem-signers' stream cursors). */
   readonly gateProgress?: Readonly<Record<string, unknown>>;
 }

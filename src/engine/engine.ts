@@ -4,14 +4,17 @@
  * A crash anywhere leaves a transition in the state; the next mutating command resumes it and
  * converges on the crash-free result (S4).
  */
+import { nextStep, recordApproval } from '../core/approval.js';
+import { nextGateSlot, type Stamp } from '../core/machine.js';
 import { PREFLIGHT_START, plan, type Intent, type Plan } from '../core/plan.js';
+import { gateName } from '../gates/index.js';
 import { revokeNeedsNewKey } from '../core/revoke.js';
 import { rotationDue, stuckFor } from '../core/schedule.js';
 import { formatDuration } from '../duration.js';
 import { phaseOf, type RingState } from '../core/types.js';
-import { ConfigError, ExitCode, GateBlockedError, InternalError, RotorError, isRotorError } from '../errors.js';
+import { ConfigError, ExitCode, GateBlockedError, InternalError, InvalidTransitionError, RotorError, isRotorError } from '../errors.js';
 import { applyTransition, assertMaterialAvailable, mergeMaterial } from './apply.js';
-import { assertOverridesKnown, assertPlanSituation, blocked, evaluateStepGates, planChanged, renderPlan, stepIds } from './plan.js';
+import { assertOverridesKnown, assertPlanSituation, blocked, evaluateStepGates, planChanged, renderPlan, stepIds, withOperatorApproval } from './plan.js';
 import { RingSession } from './session.js';
 import { buildStatus, type StatusReport } from './status.js';
 import { readTarget, type TargetRead } from './targets.js';
@@ -66,7 +69,7 @@ export class RingEngine extends RingSession {
   async revoke(keyId: string, options: StepOptions & { readonly reason: string }): Promise<StepResult> {
     const decide = (state: RingState, reads: readonly TargetRead[]): Plan => {
       const freshKeyId = revokeNeedsNewKey(state, keyId) ? this.freshKeyId(state) : null;
-      return plan(state, observedOf(reads), [], { kind: 'revoke', keyId, freshKeyId, reason: options.reason }, { now: this.now(), transitionId: this.id('t') });
+      return plan(state, observedOf(reads), [], { kind: 'revoke', keyId, freshKeyId, reason: options.reason }, this.stamp(this.id('t')));
     };
     if (options.dryRun) {
       const reads = await this.readAll();
@@ -122,6 +125,35 @@ export class RingEngine extends RingSession {
     }
   }
 
+  private stamp(transitionId: string): Stamp {
+    return { now: this.now(), transitionId, by: this.actor };
+  }
+
+  /** Records this actor's approval of the ring's next step (the `approval` gate counts it). */
+  async approve(reason: string): Promise<StepResult> {
+    return this.withLease('approve', async (lease) => {
+      const { state } = await this.currentState();
+      const slot = nextGateSlot(state);
+      const names = slot ? this.ring.gates[slot].map(gateName) : [];
+      if (slot && !this.ring.gates[slot].some((gate) => gate.type === 'approval')) {
+        throw new ConfigError(`ring "${this.ring.name}": no approval gate guards the next step (gates: ${names.join(', ') || 'none'}); nothing was recorded. next: \`stem-rotor rotate advance ${this.ring.name}\``);
+      }
+      const approved = recordApproval(state, this.actor, reason, this.now());
+      const { step, subject } = approved.approval;
+      await this.deps.store.save(approved, lease);
+      await this.audit('approve', 'ok', { step, subject, reason, rotation: state.rotation?.id });
+      return this.result('approve', 'done', approved, null, [], [], `recorded ${this.actor.user}'s approval of the ${step} of rotation ${state.rotation?.id}; next: \`stem-rotor rotate advance ${this.ring.name}\` (\`stem-rotor run\` advances by itself when autoAdvance is on)`);
+    });
+  }
+
+  /** A recorded refusal: audited, then the rotation is aborted. */
+  async deny(reason: string): Promise<StepResult> {
+    const { state } = await this.currentState();
+    if (!state.rotation && !state.transition) throw new InvalidTransitionError(`ring "${this.ring.name}" has no rotation to deny`);
+    await this.audit('deny', 'ok', { reason, rotation: state.rotation?.id ?? null, step: nextStep(state)?.step ?? null });
+    return this.abort({ reason: `denied by ${this.actor.user}: ${reason}` });
+  }
+
   /** Without ids (a check before the lease) or with a transition in flight, start's ids are never used. */
   private intent(action: StepAction, state: RingState, options: StepOptions, ids?: StepIds): Intent {
     if (action === 'start') return ids && !state.transition ? { kind: 'start', rotationId: ids.rotationId, newKeyId: ids.newKeyId() } : PREFLIGHT_START;
@@ -148,17 +180,23 @@ export class RingEngine extends RingSession {
     }
     return this.withLease(action, async (lease) => {
       const reads = await this.readAll();
-      const { state, bootstrapped } = await this.currentState(reads);
-      assertPlanSituation(this, options.plan, action, state, reads);
+      const { state: current, bootstrapped } = await this.currentState(reads);
+      assertPlanSituation(this, options.plan, action, current, reads);
       if (bootstrapped) {
-        await this.deps.store.save(state, lease);
-        await this.audit('adopt', 'ok', { keys: state.keys.map((key) => `${key.id}=${key.fingerprint}`), activeKeyId: state.activeKeyId });
+        await this.deps.store.save(current, lease);
+        await this.audit('adopt', 'ok', { keys: current.keys.map((key) => `${key.id}=${key.fingerprint}`), activeKeyId: current.activeKeyId });
       }
+      const approved = withOperatorApproval(this, current, options);
+      if (approved?.approval) {
+        await this.deps.store.save(approved, lease);
+        await this.audit('approve', 'ok', { step: approved.approval.step, subject: approved.approval.subject, reason: approved.approval.reason, via: '--approve' });
+      }
+      const state = approved ?? current;
       const { gates, progressed } = await evaluateStepGates(this, state, options);
       // What incremental gates read is kept even when they block: the next run goes on from there.
       if (progressed) await this.deps.store.save(progressed, lease);
       const ids = stepIds(this, state, options.plan);
-      const decided = plan(progressed ?? state, observedOf(reads), gates, this.intent(action, state, options, ids), { now: this.now(), transitionId: ids.transitionId });
+      const decided = plan(progressed ?? state, observedOf(reads), gates, this.intent(action, state, options, ids), this.stamp(ids.transitionId));
       switch (decided.kind) {
         case 'discard': {
           const { discarded } = decided;

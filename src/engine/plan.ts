@@ -6,6 +6,7 @@
 import type { Plan } from '../core/plan.js';
 import type { InFlight, RingState } from '../core/types.js';
 import { changedVariables } from '../core/keyset.js';
+import { recordApproval } from '../core/approval.js';
 import { nextGateSlot, withGateProgress } from '../core/machine.js';
 import { contentHash, sealPlan, situationChanges, stateVersion, type SavedPlan } from '../core/saved-plan.js';
 import { ConfigError, GateBlockedError, PlanChangedError } from '../errors.js';
@@ -26,7 +27,7 @@ export async function evaluateStepGates(session: RingSession, state: RingState, 
   const stem = session.ring.stem ? new StemSources(session.ring.stem) : null;
   let results: GateResult[];
   try {
-    results = await evaluateGates(buildGates(session.ring, slot), { ring: session.ring, state, slot, now: session.deps.clock.now(), approved: options.approve ?? false, stem });
+    results = await evaluateGates(buildGates(session.ring, slot), { ring: session.ring, state, slot, now: session.deps.clock.now(), stem });
   } finally {
     await stem?.close();
   }
@@ -37,6 +38,16 @@ export async function evaluateStepGates(session: RingSession, state: RingState, 
     return override && result.verdict !== 'pass' ? { ...result, overridden: { reason: override.reason, by: `${session.actor.user}@${session.actor.host}` } } : result;
   });
   return { gates, progressed: withGateProgress(state, results.map((result) => result.carry)) };
+}
+
+/**
+ * `--approve`: the state with this actor's approval of the next step recorded, when an approval gate
+ * guards it; else null (the flag is then a no-op, as it always was).
+ */
+export function withOperatorApproval(session: RingSession, state: RingState, options: StepOptions): RingState | null {
+  const slot = nextGateSlot(state);
+  if (!options.approve || state.transition || !slot || !session.ring.gates[slot].some((gate) => gate.type === 'approval')) return null;
+  return recordApproval(state, session.actor, options.reason ?? 'rotate advance --approve', session.now());
 }
 
 /** An --override must name a gate of the next step; checked before the lease, so a typo changes nothing. */

@@ -4,17 +4,17 @@ import type { Provider, ProviderNotice } from '../../providers/types.js';
 import type { Clock } from '../clock.js';
 import type { TargetConfig } from '../config/schema.js';
 import type { SavedPlan } from '../core/saved-plan.js';
-import type { Transition, WriteRecord } from '../core/types.js';
+import type { Actor, Transition, WriteRecord } from '../core/types.js';
 import type { GateResult } from '../gates/index.js';
 import type { RandomBytes } from '../stem/keys.js';
 import type { StateStore } from '../store/types.js';
 
-export interface Actor {
-  readonly user: string;
-  readonly host: string;
-}
+export type { Actor } from '../core/types.js';
 
+/** The OS user, unless automation names itself with STEM_ROTOR_ACTOR (e.g. `rotor-cronjob`). */
 export function currentActor(): Actor {
+  const named = process.env.STEM_ROTOR_ACTOR?.trim();
+  if (named) return { user: named, host: hostname() };
   let user = process.env.USER ?? 'unknown';
   try {
     user = userInfo().username;

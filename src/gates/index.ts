@@ -36,7 +36,7 @@ export function buildGates(ring: RingConfig, slot: GateSlot): Gate[] {
       case 'soak':
         return createSoakGate({ name: gateName(config), durationMs: config.duration ?? (slot === 'beforeActivate' ? ring.policy.propagate : ring.policy.drain) });
       case 'approval':
-        return createApprovalGate({ name: gateName(config) });
+        return createApprovalGate({ name: gateName(config), requireDistinctApprover: config.requireDistinctApprover, ...(config.approvalTtl === undefined ? {} : { approvalTtl: config.approvalTtl }) });
       case 'stem-workers':
         return createStemWorkersGate({
           name: gateName(config),

@@ -14,8 +14,6 @@ export interface GateContext {
   readonly state: RingState;
   readonly slot: GateSlot;
   readonly now: Date;
-  /** The operator passed `--approve` to this command. */
-  readonly approved: boolean;
   /** Stem's broker and backend, when the ring configures `stem`; opened lazily by the gates that read them. */
   readonly stem: StemSources | null;
 }

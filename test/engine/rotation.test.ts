@@ -96,12 +96,12 @@ describe('a full HMAC rotation on dotenv targets', () => {
     await expect(engine.advance({ overrides: [{ gate: 'nope', reason: 'x' }] })).rejects.toThrow(/no such gate/);
   });
 
-  it('an approval gate passes only with --approve', async () => {
+  it('an approval gate passes only with a recorded approval; --approve records one', async () => {
     const h = createHarness({ gates: { beforeActivate: [{ type: 'approval' }], beforeDrop: [] } });
     const engine = h.engine();
     await engine.start();
     const error = await engine.advance().catch((e: unknown) => e as Error);
-    expect(error.message).toContain('approval (wait): needs a human: run `stem-rotor rotate advance ring --approve`');
+    expect(error.message).toMatch(/approval \(wait\): the activate of rotation rot-\S+ needs a recorded approval: run `stem-rotor approve ring --reason "…"` \(or `stem-rotor rotate advance ring --approve`\)/);
     expect(error.message).toContain('next: once the evidence changes, run `stem-rotor rotate advance ring` again');
     expect(error.message).toContain('`stem-rotor rotate advance ring --override approval --reason "…"`');
     expect((await engine.advance({ approve: true })).phase).toBe('activated');
