@@ -39,9 +39,8 @@ function rotateStep(step: 'start' | 'advance' | 'abort', description: string): C
     .option('--out <file>', 'with --dry-run: save the plan (ids, field changes, gate verdicts, state version, target hashes; no key material)')
     .option('--plan <file>', 'apply exactly this saved plan, or refuse (exit 2) naming what changed since')
     .option('--reason <text>', 'why (recorded in the audit trail)');
-  if (step !== 'start') {
-    command.option('--approve', 'record your approval of the next step (as `stem-rotor approve` does)').option('--override <gate>', 'let a non-passing gate through (repeatable; needs --reason; audited)', collect, []);
-  }
+  command.option('--override <gate>', 'let a non-passing gate through (repeatable; needs --reason; audited); before a start only `window`', collect, []);
+  if (step !== 'start') command.option('--approve', 'record your approval of the next step (as `stem-rotor approve` does)');
   return command.action(async (ring: string, options) => {
     const { rotateCommand } = await import('./commands/rotate.js');
     await rotateCommand(step, ring, options);

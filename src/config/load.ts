@@ -7,7 +7,7 @@ import { ConfigError, InvalidConfigError } from '../errors.js';
 import { formatDuration } from '../duration.js';
 import { resolvePath } from '../files/regular.js';
 import { sqlitePath } from '../stem/sql.js';
-import { configSchema, defaultGates, stemStoreKind, targetLocation, type StemEndpoint, type RawConfig, type RingConfig, type StoreConfig, type TargetConfig } from './schema.js';
+import { WINDOW_GATE, configSchema, defaultGates, stemStoreKind, targetLocation, type StemEndpoint, type RawConfig, type RingConfig, type StoreConfig, type TargetConfig } from './schema.js';
 
 /** Looked for in the working directory, in this order, when no config is named. */
 export const DEFAULT_CONFIG_FILES = ['stem-rotor.yaml', 'stem-rotor.yml', 'stem-rotor.json'] as const;
@@ -83,6 +83,7 @@ const errorRules: Record<string, RingRule> = {
     return SLOTS.flatMap((slot): Found[] => {
       const names = (config.gates[slot] ?? []).map((gate) => gate.name ?? gate.type);
       const duplicate = names.find((name, index) => names.indexOf(name) !== index);
+      if (names.includes(WINDOW_GATE)) return [[`rings.${ring}.gates.${slot}`, `"${WINDOW_GATE}" is the built-in gate of policy.windows and policy.freeze; name yours otherwise`]];
       return duplicate ? [[`rings.${ring}.gates.${slot}`, `two gates are named "${duplicate}"; give one a name`]] : [];
     });
   },
@@ -92,6 +93,9 @@ const errorRules: Record<string, RingRule> = {
         gate.type.startsWith('stem-') && !config.stem ? [[`rings.${ring}.gates.${slot}[${index}]`, `a ${gate.type} gate needs rings.${ring}.stem (where Stem's broker is)`]] : [],
       ),
     );
+  },
+  'one-start-window'(ring, config) {
+    return config.policy.startWindow && config.policy.windows.start ? [[`rings.${ring}.policy.startWindow`, 'give the start window once: windows.start replaces startWindow']] : [];
   },
   'unique-field-mapping'(ring, config) {
     return config.targets.flatMap((target, index): Found[] => {
@@ -164,6 +168,7 @@ export function validateConfig(document: unknown, path: string): ConfigValidatio
     ...ring,
     name,
     keyIdPrefix: ring.keyIdPrefix ?? `${name}-`,
+    policy: { ...ring.policy, windows: { ...ring.policy.windows, ...(ring.policy.startWindow ? { start: ring.policy.startWindow } : {}) } },
     ...(ring.stem ? { stem: { ...ring.stem, broker: sqliteWithin(ring.stem.broker, within), ...(ring.stem.backend ? { backend: sqliteWithin(ring.stem.backend, within) } : {}) } } : {}),
     gates: {
       beforeActivate: ring.gates.beforeActivate ?? defaultGates(ring.stem !== undefined).beforeActivate,
@@ -220,15 +225,21 @@ export async function loadConfig(path: string): Promise<Config> {
   return config;
 }
 
-/** Cron expressions are checked only when a ring has a start window (cron-parser loads lazily). */
+/** Cron expressions and freeze dates are checked only when a ring has any (cron-parser and luxon load lazily). */
 export async function checkStartWindows(config: Config): Promise<void> {
-  const windows = config.rings.filter((ring) => ring.policy.startWindow);
-  if (windows.length === 0) return;
-  const { cronProblem } = await import('../core/cron-window.js');
-  const errors = windows.flatMap((ring): ConfigFinding[] => {
-    const problem = cronProblem(ring.policy.startWindow?.cron ?? '');
-    return problem ? [{ rule: 'start-window-cron', path: `rings.${ring.name}.policy.startWindow.cron`, message: problem, ring: ring.name }] : [];
-  });
+  const timed = config.rings.filter((ring) => Object.values(ring.policy.windows).some(Boolean) || ring.policy.freeze.length > 0);
+  if (timed.length === 0) return;
+  const { cronProblem, freezeProblem } = await import('../core/windows.js');
+  const errors = timed.flatMap((ring): ConfigFinding[] => [
+    ...Object.entries(ring.policy.windows).flatMap(([step, window]): ConfigFinding[] => {
+      const problem = window ? cronProblem(window.cron, window.timezone) : null;
+      return problem ? [{ rule: 'window-cron', path: `rings.${ring.name}.policy.windows.${step}.cron`, message: problem, ring: ring.name }] : [];
+    }),
+    ...ring.policy.freeze.flatMap((freeze, index): ConfigFinding[] => {
+      const problem = freezeProblem(freeze);
+      return problem ? [{ rule: 'freeze-dates', path: `rings.${ring.name}.policy.freeze[${index}]`, message: problem, ring: ring.name }] : [];
+    }),
+  ]);
   if (errors.length > 0) throw new InvalidConfigError(config.path, errors);
 }
 

@@ -142,19 +142,54 @@ const prometheusGateSchema = z
 export const gateSchema = z.discriminatedUnion('type', [soakGateSchema, approvalGateSchema, stemWorkersGateSchema, stemDlqGateSchema, stemBacklogGateSchema, stemSignersGateSchema, prometheusGateSchema]);
 export type GateConfig = z.infer<typeof gateSchema>;
 
+/** The built-in gate's name (policy.windows, policy.freeze): no configured gate may take it. */
+export const WINDOW_GATE = 'window';
+
+/** An IANA time zone the runtime knows (Intl), e.g. "Europe/Berlin"; default UTC. */
+const timezoneSchema = z
+  .string()
+  .refine((zone) => {
+    try {
+      new Intl.DateTimeFormat('en', { timeZone: zone });
+      return true;
+    } catch {
+      return false;
+    }
+  }, 'not an IANA time zone (e.g. "Europe/Berlin", "America/New_York", "UTC")')
+  .default('UTC');
+
+const changeWindowSchema = z.strictObject({
+  cron: z.string().min(1).describe('when the window opens (cron expression in `timezone`), e.g. "0 2 * * 1-5"'),
+  duration: durationSchema.describe('how long it stays open'),
+  timezone: timezoneSchema,
+});
+
 export const policySchema = z
   .strictObject({
     maxAge: durationSchema.prefault('30d').describe('`run` starts a rotation when the active key is older'),
     propagate: durationSchema.prefault('10m').describe('soak between add-new and activate'),
     drain: durationSchema.prefault('1h').describe('soak between activate and drop; exceed the longest retry/delay horizon'),
     autoAdvance: z.boolean().default(false).describe('`run` advances rotations whose gates pass'),
-    startWindow: z
+    startWindow: changeWindowSchema.optional().describe('deprecated: the same as windows.start'),
+    windows: z
       .strictObject({
-        cron: z.string().min(1).describe('when a window opens (cron expression, UTC), e.g. "0 2 * * 1-5"'),
-        duration: durationSchema.describe('how long it stays open'),
+        start: changeWindowSchema.optional().describe('`run` starts rotations, and `rotate start` may, only inside this window'),
+        activate: changeWindowSchema.optional().describe('the new key is activated only inside this window'),
+        drop: changeWindowSchema.optional().describe('the old key is dropped only inside this window'),
       })
-      .optional()
-      .describe('`run` starts rotations only inside this window; advancing is not limited'),
+      .prefault({})
+      .describe('outside its window a step waits (`run`) or is refused (by hand) unless `--override window --reason …`; aborting never waits'),
+    freeze: z
+      .array(
+        z.strictObject({
+          from: z.string().describe('first day (YYYY-MM-DD) or local time (YYYY-MM-DDTHH:mm)'),
+          to: z.string().describe('last day (inclusive), or the local time the freeze ends'),
+          timezone: timezoneSchema,
+          reason: z.string().optional(),
+        }),
+      )
+      .default([])
+      .describe('no rotation step starts during a freeze (e.g. a holiday freeze); aborting and revoke are never frozen'),
     stuckAfter: durationSchema.optional().describe('a rotation whose gates have blocked this long after its phase began is reported stuck'),
   })
   .prefault({});

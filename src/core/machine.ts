@@ -21,6 +21,8 @@ export interface Stamp {
 }
 
 export type GateSlot = 'beforeActivate' | 'beforeDrop';
+/** A slot of gates before a step; `beforeStart` holds only the built-in window gate. */
+export type StepSlot = GateSlot | 'beforeStart';
 
 export function keySetOf(state: RingState): DesiredKeySet {
   return { keyIds: state.keys.map((key) => key.id), activeKeyId: state.activeKeyId };
@@ -64,7 +66,13 @@ export function planStart(state: RingState, input: Stamp & { readonly rotationId
   return planned(state, { ...transitionBase(state, desired, input), kind: 'start', generatedKeyId: input.newKeyId, rotationId: input.rotationId, revokedKeyId: null }, input.now);
 }
 
-/** Which gates guard the next step of the ring, if any. */
+/** Which gates guard the next step when idle: a stable ring's next step is a start. */
+export function nextStepSlot(state: RingState): StepSlot | null {
+  if (state.transition) return null;
+  return state.rotation ? nextGateSlot(state) : 'beforeStart';
+}
+
+/** Which configured gates guard the next step of the rotation, if any. */
 export function nextGateSlot(state: RingState): GateSlot | null {
   const rotation = state.rotation;
   if (!rotation) return null;

@@ -4,7 +4,7 @@
  * renders it (dry run, `--out`) or applies it — never one without the other seeing the same value.
  */
 import { checkTargets } from './guards.js';
-import { discardUnwrittenTransition, planAbort, planAdvance, planStart, type Stamp } from './machine.js';
+import { discardUnwrittenTransition, gatesPass, planAbort, planAdvance, planStart, type Stamp } from './machine.js';
 import { planRevoke } from './revoke.js';
 import { isInFlight, type GateResult, type InFlight, type ObservedTarget, type RingState, type Transition } from './types.js';
 
@@ -28,8 +28,8 @@ export type Plan =
 /**
  * Pure. Throws what `intent` meets here — a target that drifted or holds bad content, advance on a
  * stable ring, start while rotating — so a command also calls it before its lease (with no gates,
- * and `PREFLIGHT_START`) to refuse before anything is written. `gates` are ignored when a
- * transition is in flight; revoke has none.
+ * and `PREFLIGHT_START`) to refuse before anything is written. `gates` are those before the next
+ * step (a start's: its window); ignored when a transition is in flight; revoke has none.
  */
 export function plan(state: RingState, observed: readonly ObservedTarget[], gates: readonly GateResult[], intent: Intent, stamp: Stamp): Plan {
   // revoke pre-empts whatever is in flight, and its apply checks every target against its own tolerance.
@@ -39,7 +39,7 @@ export function plan(state: RingState, observed: readonly ObservedTarget[], gate
     return discarded ? { kind: 'discard', state: discarded, discarded: state.transition } : { kind: 'resume', state };
   }
   checkTargets(state, observed);
-  if (intent.kind === 'start') return { kind: 'transition', state: planStart(state, { ...stamp, ...intent }) };
+  if (intent.kind === 'start') return gatesPass(gates) ? { kind: 'transition', state: planStart(state, { ...stamp, ...intent }) } : { kind: 'blocked', gates };
   const decision = intent.kind === 'advance' ? planAdvance(state, gates, stamp) : planAbort(state, gates, { ...stamp, ...(intent.reason === undefined ? {} : { reason: intent.reason }) });
   return decision.kind === 'blocked' ? decision : { kind: 'transition', state: decision.state };
 }

@@ -105,10 +105,10 @@ export class RingEngine extends RingSession {
       if (!rotationDue(state, this.ring.keyIdPrefix ?? '', this.ring.policy.maxAge, now)) {
         return this.result('run', 'noop', state, null, [], [], `active key "${state.activeKeyId}" is younger than maxAge`);
       }
-      const window = this.ring.policy.startWindow;
-      if (window && !(await import('../core/cron-window.js')).insideWindow(window, now)) {
-        return this.result('run', 'noop', state, null, [], [], `rotation due, but outside the start window (${this.ring.policy.startWindow?.cron})`);
-      }
+      // A start outside its window or in a freeze is a quiet wait, neither audited nor an alarm.
+      const { gates } = await evaluateStepGates(this, state, {});
+      const holding = gates.filter((gate) => gate.verdict !== 'pass');
+      if (holding.length > 0) return this.result('run', 'noop', state, null, gates, [], `rotation due, but ${holding.map((gate) => `${gate.name}: ${gate.reason}`).join('; ')}`);
       return this.start();
     }
     if (!this.ring.policy.autoAdvance) {

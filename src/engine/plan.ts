@@ -7,10 +7,10 @@ import type { Plan } from '../core/plan.js';
 import type { InFlight, RingState } from '../core/types.js';
 import { changedVariables } from '../core/keyset.js';
 import { recordApproval } from '../core/approval.js';
-import { nextGateSlot, withGateProgress } from '../core/machine.js';
+import { nextGateSlot, nextStepSlot, withGateProgress } from '../core/machine.js';
 import { contentHash, sealPlan, situationChanges, stateVersion, type SavedPlan } from '../core/saved-plan.js';
 import { ConfigError, GateBlockedError, PlanChangedError } from '../errors.js';
-import { buildGates, evaluateGates, gateName, type GateResult } from '../gates/index.js';
+import { evaluateGates, gatesBefore, type GateResult } from '../gates/index.js';
 import { STEM_ENV } from '../stem/signing-env.js';
 import { StemSources } from '../stem/sources.js';
 import type { RingSession } from './session.js';
@@ -22,12 +22,12 @@ import type { Override, PlannedWrite, StepIds, StepOptions, StepResult } from '.
  * None while a transition is in flight: finishing it needs no new verdict.
  */
 export async function evaluateStepGates(session: RingSession, state: RingState, options: StepOptions): Promise<{ gates: GateResult[]; progressed: RingState | null }> {
-  const slot = nextGateSlot(state);
-  if (!slot || state.transition) return { gates: [], progressed: null };
+  const slot = nextStepSlot(state);
+  if (!slot) return { gates: [], progressed: null };
   const stem = session.ring.stem ? new StemSources(session.ring.stem) : null;
   let results: GateResult[];
   try {
-    results = await evaluateGates(buildGates(session.ring, slot), { ring: session.ring, state, slot, now: session.deps.clock.now(), stem });
+    results = await evaluateGates(gatesBefore(session.ring, slot), { ring: session.ring, state, slot, now: session.deps.clock.now(), stem });
   } finally {
     await stem?.close();
   }
@@ -52,8 +52,8 @@ export function withOperatorApproval(session: RingSession, state: RingState, opt
 
 /** An --override must name a gate of the next step; checked before the lease, so a typo changes nothing. */
 export function assertOverridesKnown(session: RingSession, state: RingState, overrides: readonly Override[]): void {
-  const slot = nextGateSlot(state);
-  const names = slot ? session.ring.gates[slot].map(gateName) : [];
+  const slot = nextStepSlot(state);
+  const names = slot ? gatesBefore(session.ring, slot).map((gate) => gate.name) : [];
   for (const override of overrides) {
     if (!names.includes(override.gate)) {
       throw new ConfigError(`--override ${override.gate}: no such gate before the next step of ring "${session.ring.name}" (gates: ${names.join(', ') || 'none'})`);

@@ -1,6 +1,6 @@
 /** Builds a ring's gates for a slot from config, and evaluates them failing closed. */
 import type { GateConfig, RingConfig } from '../config/schema.js';
-import type { GateSlot } from '../core/machine.js';
+import type { GateSlot, StepSlot } from '../core/machine.js';
 import { createApprovalGate } from './approval.js';
 import { createPrometheusGate, type PrometheusOptions } from './prometheus.js';
 import { createSoakGate } from './soak.js';
@@ -9,6 +9,7 @@ import { createStemDlqGate } from './stem-dlq.js';
 import { createStemWorkersGate } from './stem-workers.js';
 import { createStemSignersGate } from './stem-signers.js';
 import type { Gate, GateContext, GateResult } from './types.js';
+import { createWindowGate } from './window.js';
 
 export type { Gate, GateContext, GateResult } from './types.js';
 
@@ -30,7 +31,16 @@ export function prometheusOptions(config: Extract<GateConfig, { type: 'prometheu
   };
 }
 
-export function buildGates(ring: RingConfig, slot: GateSlot): Gate[] {
+/** Every gate before a step: the ring's own, then the built-in `window` when it has windows or freezes. */
+export function gatesBefore(ring: RingConfig, slot: StepSlot): Gate[] {
+  const configured = slot === 'beforeStart' ? [] : buildGates(ring, slot);
+  const step = slot === 'beforeStart' ? 'start' : slot === 'beforeActivate' ? 'activate' : 'drop';
+  const window = ring.policy.windows[step];
+  if (!window && ring.policy.freeze.length === 0) return configured;
+  return [...configured, createWindowGate({ step, freeze: ring.policy.freeze, ...(window ? { window } : {}) })];
+}
+
+function buildGates(ring: RingConfig, slot: GateSlot): Gate[] {
   return ring.gates[slot].map((config) => {
     switch (config.type) {
       case 'soak':

@@ -5,14 +5,14 @@
  * (`carry`) and the engine saves it with the ring's state.
  */
 import type { RingConfig } from '../config/schema.js';
-import type { GateSlot } from '../core/machine.js';
+import type { StepSlot } from '../core/machine.js';
 import type { GateResult, RingState } from '../core/types.js';
 import type { StemSources } from '../stem/sources.js';
 
 export interface GateContext {
   readonly ring: RingConfig;
   readonly state: RingState;
-  readonly slot: GateSlot;
+  readonly slot: StepSlot;
   readonly now: Date;
   /** Stem's broker and backend, when the ring configures `stem`; opened lazily by the gates that read them. */
   readonly stem: StemSources | null;
