@@ -88,6 +88,8 @@ common(program.command('run').description('the scheduled job: start rotations pa
   .option('--once', 'one pass over every ring, then exit')
   .option('--interval <duration>', 'repeat every DUR (e.g. 5m); SIGTERM finishes the ring in progress and exits')
   .option('--listen <host:port>', 'with --interval: serve /metrics (Prometheus) and /healthz')
+  .option('--metrics-file <path>', "after each pass, write the metrics for node_exporter's textfile collector (atomically; name it *.prom)")
+  .option('--pushgateway <url>', 'after each pass, push the metrics to this Prometheus Pushgateway (job "stem-rotor")')
   .action(async (options) => {
     const { runCommand } = await import('./commands/run.js');
     process.exitCode = await runCommand(options);

@@ -221,12 +221,12 @@ export async function loadConfig(path: string): Promise<Config> {
     throw new ConfigError(`config ${absolute}: not valid ${absolute.endsWith('.json') ? 'JSON' : 'YAML'}: ${(error as Error).message}`);
   }
   const config = parseConfig(document ?? {}, absolute);
-  await checkStartWindows(config);
+  await checkWindows(config);
   return config;
 }
 
 /** Cron expressions and freeze dates are checked only when a ring has any (cron-parser and luxon load lazily). */
-export async function checkStartWindows(config: Config): Promise<void> {
+export async function checkWindows(config: Config): Promise<void> {
   const timed = config.rings.filter((ring) => Object.values(ring.policy.windows).some(Boolean) || ring.policy.freeze.length > 0);
   if (timed.length === 0) return;
   const { cronProblem, freezeProblem } = await import('../core/windows.js');

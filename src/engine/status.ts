@@ -4,7 +4,7 @@ import type { RingConfig } from '../config/schema.js';
 import { holdsExactly, phaseOf, type RingState, type Transition, type WriteRecord } from '../core/types.js';
 import type { GateResult } from '../gates/index.js';
 import type { TargetRead } from './targets.js';
-import { stuckFor } from '../core/schedule.js';
+import { keyBirth, stuckFor } from '../core/schedule.js';
 
 export interface StatusReport {
   readonly ring: string;
@@ -17,6 +17,15 @@ export interface StatusReport {
   readonly targets: readonly { name: string; audience: string; provider: string; location: string; version: string | null; keyIds: string[]; activeKeyId: string | null; inSync: boolean; error?: string }[];
   readonly gates: readonly GateResult[];
   readonly revokedKeyIds: readonly string[];
+  /** Times the scheduled job and its alerts go by (ISO). */
+  readonly schedule: {
+    /** The active key's birth: the date in a scheme id, or when first seen, whichever is earlier. */
+    readonly activeKeyCreatedAt: string;
+    /** When that key reaches policy.maxAge. */
+    readonly nextRotationDueAt: string;
+    /** When the current rotation phase was entered (null while stable). */
+    readonly phaseEnteredAt: string | null;
+  };
   /** How long the rotation has been stuck (policy.stuckAfter exceeded while gates block), or null. */
   readonly stuckForMs: number | null;
   readonly next: string;
@@ -31,12 +40,14 @@ export interface TargetStatusInput {
 }
 
 export function buildStatus(ring: RingConfig, state: RingState, targets: readonly TargetStatusInput[], gates: readonly GateResult[], now: Date): StatusReport {
+  const prefix = ring.keyIdPrefix ?? '';
   const keys = state.keys.map((key) => ({
     id: key.id,
     active: key.id === state.activeKeyId,
     fingerprint: key.fingerprint,
     createdAt: key.createdAt,
-    ageMs: now.getTime() - Date.parse(key.createdAt),
+    // as `run` counts it: an adopted key whose id carries a date is as old as that date
+    ageMs: now.getTime() - keyBirth(key, prefix).getTime(),
     presentIn: targets.filter((t) => t.read?.observed.keys.some((k) => k.id === key.id && k.fingerprint === key.fingerprint)).map((t) => t.name),
   }));
   const expectedIds = state.keys.map((key) => key.id);
@@ -66,8 +77,19 @@ export function buildStatus(ring: RingConfig, state: RingState, targets: readonl
     targets: targetRows,
     gates,
     revokedKeyIds: state.revokedKeyIds,
+    schedule: scheduleOf(ring, state),
     stuckForMs: gates.some((gate) => gate.verdict !== 'pass') ? stuckFor(state, ring.policy.stuckAfter, now) : null,
     next: nextAction(ring, state, gates, targetRows),
+  };
+}
+
+function scheduleOf(ring: RingConfig, state: RingState): StatusReport['schedule'] {
+  const active = state.keys.find((key) => key.id === state.activeKeyId) ?? state.keys[0];
+  const born = active ? keyBirth(active, ring.keyIdPrefix ?? '') : new Date(state.updatedAt);
+  return {
+    activeKeyCreatedAt: born.toISOString(),
+    nextRotationDueAt: new Date(born.getTime() + ring.policy.maxAge).toISOString(),
+    phaseEnteredAt: state.rotation?.phaseVerifiedAt ?? null,
   };
 }
 

@@ -1,7 +1,7 @@
 /** The scheduled job's decisions: change windows (cron in a time zone), freezes, and stuck rotations. */
 import { describe, expect, it } from 'vitest';
 import { activeFreeze, freezeBounds, freezeProblem, localTime, windowState } from '../../src/core/windows.js';
-import { checkStartWindows, parseConfig } from '../../src/config/load.js';
+import { checkWindows, parseConfig } from '../../src/config/load.js';
 import { ConfigError } from '../../src/errors.js';
 import { createHarness } from '../helpers/ring.js';
 
@@ -33,11 +33,11 @@ describe('change windows and freezes', () => {
   it('bad windows, freezes and time zones are config errors naming the field', async () => {
     const ring = (policy: unknown) => ({ rings: { r: { policy, targets: [{ name: 't', provider: 'dotenv', path: 'x.env' }] } } });
     const cron = parseConfig(ring({ windows: { activate: { cron: 'every tuesday', duration: '1h' } } }), '/tmp/c.json');
-    await expect(checkStartWindows(cron)).rejects.toBeInstanceOf(ConfigError);
-    await expect(checkStartWindows(cron)).rejects.toThrow(/rings\.r\.policy\.windows\.activate\.cron: invalid cron expression/);
+    await expect(checkWindows(cron)).rejects.toBeInstanceOf(ConfigError);
+    await expect(checkWindows(cron)).rejects.toThrow(/rings\.r\.policy\.windows\.activate\.cron: invalid cron expression/);
     const legacy = parseConfig(ring({ startWindow: { cron: 'nope', duration: '1h' } }), '/tmp/c.json');
-    await expect(checkStartWindows(legacy)).rejects.toThrow(/rings\.r\.policy\.windows\.start\.cron/);
-    await expect(checkStartWindows(parseConfig(ring({ freeze: [{ from: '2026-12-24', to: '2026-12-01' }] }), '/tmp/c.json'))).rejects.toThrow(/rings\.r\.policy\.freeze\[0\]: "2026-12-01" is not after/);
+    await expect(checkWindows(legacy)).rejects.toThrow(/rings\.r\.policy\.windows\.start\.cron/);
+    await expect(checkWindows(parseConfig(ring({ freeze: [{ from: '2026-12-24', to: '2026-12-01' }] }), '/tmp/c.json'))).rejects.toThrow(/rings\.r\.policy\.freeze\[0\]: "2026-12-01" is not after/);
     expect(() => parseConfig(ring({ windows: { drop: { cron: '0 2 * * *', duration: '1h', timezone: 'Mars/Olympus' } } }), '/tmp/c.json')).toThrow(/rings\.r\.policy\.windows\.drop\.timezone: not an IANA time zone/);
     expect(() => parseConfig(ring({ startWindow: { cron: '0 2 * * *', duration: '1h' }, windows: { start: { cron: '0 3 * * *', duration: '1h' } } }), '/tmp/c.json')).toThrow(/give the start window once/);
   });

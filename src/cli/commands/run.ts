@@ -5,11 +5,16 @@ import { createContext, print, type CommonOptions } from '../context.js';
 import type { StatusReport } from '../../engine/status.js';
 import { createLog, type Log } from '../log.js';
 import { formatStep } from './format.js';
+import type { RotorMetrics } from '../metrics.js';
 
 export interface RunOptions extends CommonOptions {
   readonly once?: boolean;
   readonly interval?: string;
   readonly listen?: string;
+  /** After each pass: node_exporter textfile. */
+  readonly metricsFile?: string;
+  /** After each pass: push to this Pushgateway. */
+  readonly pushgateway?: string;
 }
 
 type RingOutcome = StepResult | { ring: string; outcome: 'skipped' | 'failed'; message: string; exitCode?: number };
@@ -89,16 +94,23 @@ export async function runCommand(options: RunOptions): Promise<number> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   }
-  const { serveMetrics } = options.listen ? await import('../metrics.js') : { serveMetrics: null };
-  const metrics = serveMetrics && options.listen ? await serveMetrics(options.listen, () => health(options)) : null;
-  if (metrics) log.info(`serving /metrics and /healthz on http://${metrics.address}`);
+  const exporting = options.listen !== undefined || options.metricsFile !== undefined || options.pushgateway !== undefined;
+  const exporter = exporting ? await import('../metrics.js') : null;
+  const metrics = exporter?.createRotorMetrics() ?? null;
+  const server = exporter && metrics && options.listen ? await exporter.serveMetrics(options.listen, metrics, () => health(options)) : null;
+  if (server) log.info(`serving /metrics and /healthz on http://${server.address}`);
   try {
     for (;;) {
       const { outcomes, statuses } = await runPass(options, log, () => stopping, metrics !== null);
-      metrics?.recordPass(outcomes.map((o) => ({ ring: o.ring, outcome: o.outcome, writes: 'writes' in o ? o.writes.filter((w) => 'status' in w && w.status === 'verified').length : 0 })), statuses);
+      let exportFailed = false;
+      if (exporter && metrics) {
+        metrics.recordPass(outcomes.map((o) => ({ ring: o.ring, outcome: o.outcome, writes: 'writes' in o ? o.writes.filter((w) => 'status' in w && w.status === 'verified').length : 0 })), statuses, new Date());
+        exportFailed = !(await exportPass(exporter, metrics, options, log));
+      }
       print(options, outcomes, () => outcomes.map((o) => ('action' in o ? formatStep(o) : `${o.ring}: ${o.outcome}: ${o.message}`)).join('\n'));
-      // A stuck rotation is not silent: exit 3 (blocked) even though waiting is normal for `run`.
-      const worst = Math.max(0, ...outcomes.map((o) => ('exitCode' in o && o.exitCode !== undefined ? o.exitCode : o.outcome === 'stuck' ? ExitCode.blocked : 0)));
+      // A stuck rotation is not silent: exit 3 (blocked) even though waiting is normal for `run`;
+      // nor is a pass whose metrics went nowhere (exit 1): a blind monitor is how a dead job goes unnoticed.
+      const worst = Math.max(exportFailed ? ExitCode.failure : 0, ...outcomes.map((o) => ('exitCode' in o && o.exitCode !== undefined ? o.exitCode : o.outcome === 'stuck' ? ExitCode.blocked : 0)));
       if (intervalMs === undefined) return worst;
       if (stopping) return 0;
       log.info(`next pass in ${formatDuration(intervalMs)}`);
@@ -113,6 +125,23 @@ export async function runCommand(options: RunOptions): Promise<number> {
       if (stopping) return 0;
     }
   } finally {
-    await metrics?.close();
+    await server?.close();
   }
+}
+
+/** Writes the metrics file and pushes to the Pushgateway, as asked; a failure is logged, never thrown. */
+async function exportPass(exporter: typeof import('../metrics.js'), metrics: RotorMetrics, options: RunOptions, log: Log): Promise<boolean> {
+  let ok = true;
+  const attempts: [string | undefined, (target: string) => Promise<void>][] = [
+    [options.metricsFile, (path) => exporter.writeMetricsFile(path, metrics)],
+    [options.pushgateway, (url) => exporter.pushMetrics(url, metrics)],
+  ];
+  for (const [target, send] of attempts) {
+    if (target === undefined) continue;
+    await send(target).catch((error: Error) => {
+      ok = false;
+      log.warn(`metrics not exported: ${error.message}`, { target });
+    });
+  }
+  return ok;
 }
