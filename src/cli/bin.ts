@@ -3,7 +3,7 @@
  * The CLI shell: declares commands, lazy-imports each command's module, and is the one error
  * boundary — the only place that sets the exit code.
  */
-import { Command, CommanderError, Option } from 'commander';
+import { Argument, Command, CommanderError, Option } from 'commander';
 import { ExitCode, GateBlockedError, InternalError, InvalidConfigError, IoError, PartialFailureError, isExpectedIoError, isRotorError } from '../errors.js';
 
 // Node's and libraries' warnings (the AWS SDK's NodeVersionSupportWarning) in stem-rotor's own log
@@ -100,6 +100,24 @@ common(program.command('audit').description('the audit trail').argument('[ring]'
   .action(async (ring: string | undefined, options) => {
     const { auditCommand } = await import('./commands/audit.js');
     process.exitCode = await auditCommand(ring, options);
+  });
+
+const configCommand = program.command('config').description('the config file itself');
+configCommand
+  .command('schema')
+  .description("print the config file's JSON Schema (for editors; `init` writes it beside the config)")
+  .action(async () => {
+    const { configJsonSchema } = await import('../config/json-schema.js');
+    process.stdout.write(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);
+  });
+
+program
+  .command('completion')
+  .description('print a shell completion script: source <(stem-rotor completion bash)')
+  .addArgument(new Argument('<shell>').choices(['bash', 'zsh', 'fish']))
+  .action(async (shell: 'bash' | 'zsh' | 'fish') => {
+    const { completionScript } = await import('./completion.js');
+    process.stdout.write(completionScript(shell, program));
   });
 
 json(program.command('init'))

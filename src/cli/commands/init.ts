@@ -1,11 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { SCHEMA_FILE, configJsonSchema } from '../../config/json-schema.js';
 import { ConfigError } from '../../errors.js';
 import { generateKey, generateKeyId } from '../../stem/keys.js';
 import { formatKeyList } from '../../stem/signing-env.js';
 
-const CONFIG = `# stem-rotor local example: ring "demo" rotates the HMAC key that two groups of Stem
+const CONFIG = `# yaml-language-server: $schema=./${SCHEMA_FILE}
+# stem-rotor local example: ring "demo" rotates the HMAC key that two groups of Stem
 # processes read from .env files. Soak windows are short so the demo finishes quickly;
 # production wants propagate >= 10m and drain > your longest retry/delay horizon.
 version: 1
@@ -55,6 +57,8 @@ export async function initCommand(options: { readonly dir: string; readonly forc
   const key = generateKey('hmac-sha256', id, randomBytes);
   const keysLine = formatKeyList([{ id, material: key.secret as Buffer }]);
   writeFileSync(files.config, CONFIG, { mode: 0o644 });
+  // editors validate and complete the config with it; `stem-rotor config schema` prints the same
+  writeFileSync(join(dir, SCHEMA_FILE), `${JSON.stringify(configJsonSchema(), null, 2)}\n`, { mode: 0o644 });
   writeFileSync(files.producers, envFile('producer', keysLine, id), { mode: 0o600 });
   writeFileSync(files.workers, envFile('worker', keysLine, id), { mode: 0o600 });
   const next = `stem-rotor status demo --config ${files.config}`;
