@@ -28,7 +28,7 @@ export async function createProvider(target: TargetConfig, notice?: ProviderNoti
         target: target.name,
         namespace: target.namespace,
         name: target.secret,
-        restartDeployments: target.restartDeployments,
+        restart: [...target.restartDeployments.map((name) => ({ kind: 'Deployment' as const, name })), ...target.restart],
         ...(target.kubeconfig ? { kubeconfig: target.kubeconfig } : {}),
         ...(target.context ? { context: target.context } : {}),
       });

@@ -2,10 +2,13 @@
  * `kubernetes-secret`: a Secret's base64 `data` through `@kubernetes/client-node` (imported
  * lazily). Compare-and-set with `metadata.resourceVersion` (HTTP 409 on a concurrent change). The
  * whole Secret is replaced with our fields changed, so other keys, labels and annotations stay.
- * Optionally restarts named Deployments after a write the way `kubectl rollout restart` does: a
- * `kubectl.kubernetes.io/restartedAt` pod-template annotation.
+ * Optionally restarts named workloads after a write — Deployments, StatefulSets and DaemonSets the
+ * way `kubectl rollout restart` does (a `kubectl.kubernetes.io/restartedAt` pod-template
+ * annotation), Argo Rollouts through `spec.restartAt` — and reports how far their controllers got.
+ * Records Kubernetes Events on the Secret.
  */
-import type { AppsV1Api, CoreV1Api, V1Secret } from '@kubernetes/client-node';
+import type { AppsV1Api, CoreV1Api, CustomObjectsApi, V1Secret } from '@kubernetes/client-node';
+import type { RingEvent, WorkloadKind, WorkloadRollout } from '../src/core/types.js';
 import { ConfigError, ConflictError, RotorError } from '../src/errors.js';
 import { importLib } from './_import-lib.js';
 import { isTransientHttpError, withRetries, type RetryPolicy } from './retry.js';
@@ -21,8 +24,8 @@ export interface KubernetesSecretOptions {
   readonly kubeconfig?: string;
   /** A kubeconfig context other than the current one. */
   readonly context?: string;
-  /** Deployments (same namespace) to roll after every write, as `kubectl rollout restart` does. */
-  readonly restartDeployments?: readonly string[];
+  /** Workloads (same namespace) to restart after every write. */
+  readonly restart?: readonly { readonly kind: WorkloadKind; readonly name: string }[];
   readonly retry?: RetryPolicy;
   /** Injected for tests: the restart annotation's time. */
   readonly now?: () => Date;
@@ -40,7 +43,48 @@ function isTransient(error: unknown): boolean {
 interface Clients {
   readonly core: CoreV1Api;
   readonly apps: AppsV1Api;
+  readonly custom: CustomObjectsApi;
   readonly mergePatch: unknown;
+}
+
+const ARGO = { group: 'argoproj.io', version: 'v1alpha1', plural: 'rollouts' } as const;
+
+/** A workload object as its controller reports it (the fields `rolloutOf` reads). */
+interface WorkloadObject {
+  readonly metadata?: { readonly generation?: number };
+  readonly spec?: { readonly replicas?: number; readonly restartAt?: string };
+  readonly status?: Record<string, unknown>;
+}
+
+/**
+ * Whether a restarted workload's rollout finished, as `kubectl rollout status` decides it: the
+ * controller saw the latest generation and every replica runs the new template and is available.
+ * An Argo Rollout is done when its `status.restartedAt` reached `spec.restartAt` and it is Healthy.
+ */
+export function rolloutOf(kind: WorkloadKind, object: WorkloadObject): { done: boolean; detail: string } {
+  const status = object.status ?? {};
+  const number = (field: string) => (typeof status[field] === 'number' ? (status[field] as number) : 0);
+  const generation = object.metadata?.generation ?? 0;
+  const observed = Number(status.observedGeneration ?? 0);
+  const seen = observed >= generation;
+  const generations = `generation ${observed}/${generation}`;
+  if (kind === 'Rollout') {
+    const restartAt = object.spec?.restartAt;
+    const restartedAt = typeof status.restartedAt === 'string' ? status.restartedAt : undefined;
+    const restarted = restartAt === undefined || (restartedAt !== undefined && restartedAt >= restartAt);
+    return { done: restarted && status.phase === 'Healthy', detail: `phase ${String(status.phase ?? 'unknown')}, restartedAt ${restartedAt ?? 'none'} (asked ${restartAt ?? 'never'})` };
+  }
+  if (kind === 'DaemonSet') {
+    const desired = number('desiredNumberScheduled');
+    const updated = number('updatedNumberScheduled');
+    const available = number('numberAvailable');
+    return { done: seen && updated === desired && available === desired, detail: `${generations}, ${updated}/${desired} updated, ${available} available` };
+  }
+  const replicas = object.spec?.replicas ?? 1;
+  const updated = number('updatedReplicas');
+  const ready = number(kind === 'StatefulSet' ? 'readyReplicas' : 'availableReplicas');
+  const revision = kind !== 'StatefulSet' || status.currentRevision === status.updateRevision;
+  return { done: seen && updated === replicas && ready === replicas && revision, detail: `${generations}, ${updated}/${replicas} updated, ${ready} ${kind === 'StatefulSet' ? 'ready' : 'available'}` };
 }
 
 export class KubernetesSecretProvider implements Provider {
@@ -58,7 +102,7 @@ export class KubernetesSecretProvider implements Provider {
     const status = statusOf(error);
     const where = `target "${this.options.target}": ${action} ${this.location}`;
     if (status === 401) throw new RotorError(`${where}: unauthorized (check the kubeconfig credentials)`, { cause: error });
-    if (status === 403) throw new RotorError(`${where}: forbidden (the Role needs get, update on secrets/${this.options.name}${this.options.restartDeployments?.length ? ' and patch on deployments' : ''})`, { cause: error });
+    if (status === 403) throw new RotorError(`${where}: forbidden (the Role needs get, update on secrets/${this.options.name}${this.options.restart?.length ? ', get and patch on the restarted workloads' : ''})`, { cause: error });
     if (status === 404) throw new ConfigError(`${where}: not found`);
     const reason = (error as { body?: unknown }).body;
     const message = typeof reason === 'string' ? (JSON.parse(reason) as { message?: string }).message : (error as Error).message;
@@ -80,6 +124,7 @@ export class KubernetesSecretProvider implements Provider {
       return {
         core: config.makeApiClient(k8s.CoreV1Api),
         apps: config.makeApiClient(k8s.AppsV1Api),
+        custom: config.makeApiClient(k8s.CustomObjectsApi),
         mergePatch: k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
       };
     })();
@@ -125,19 +170,90 @@ export class KubernetesSecretProvider implements Provider {
     return { version: `rv:${written.metadata?.resourceVersion ?? ''}` };
   }
 
-  /** The rollout restart, a recorded step of its own: a crash or failure after the Secret update is retried on resume. */
+  /** The rollout restarts, a recorded step of their own: a crash or failure after the Secret update is retried on resume. */
   async afterWrite(): Promise<void> {
-    const names = this.options.restartDeployments ?? [];
-    if (names.length === 0) return;
-    const { apps, mergePatch } = await this.getClients();
-    const restartedAt = (this.options.now ?? (() => new Date()))().toISOString();
-    const patch = { spec: { template: { metadata: { annotations: { 'kubectl.kubernetes.io/restartedAt': restartedAt } } } } };
-    for (const name of names) {
+    const workloads = this.options.restart ?? [];
+    if (workloads.length === 0) return;
+    const { apps, custom, mergePatch } = await this.getClients();
+    const now = (this.options.now ?? (() => new Date()))();
+    const annotation = { spec: { template: { metadata: { annotations: { 'kubectl.kubernetes.io/restartedAt': now.toISOString() } } } } };
+    const namespace = this.options.namespace;
+    for (const { kind, name } of workloads) {
+      const patch = (): Promise<unknown> => {
+        switch (kind) {
+          case 'Deployment':
+            return apps.patchNamespacedDeployment({ name, namespace, body: annotation }, mergePatch as never);
+          case 'StatefulSet':
+            return apps.patchNamespacedStatefulSet({ name, namespace, body: annotation }, mergePatch as never);
+          case 'DaemonSet':
+            return apps.patchNamespacedDaemonSet({ name, namespace, body: annotation }, mergePatch as never);
+          case 'Rollout':
+            // RFC 3339 in whole seconds, as `kubectl argo rollouts restart` writes it
+            return custom.patchNamespacedCustomObject({ ...ARGO, namespace, name, body: { spec: { restartAt: now.toISOString().replace(/\.\d{3}Z$/, 'Z') } } }, mergePatch as never);
+        }
+      };
       try {
-        await withRetries(() => apps.patchNamespacedDeployment({ name, namespace: this.options.namespace, body: patch }, mergePatch as never), isTransient, this.options.retry);
+        await withRetries(patch, isTransient, this.options.retry);
       } catch (error) {
-        this.fail(`rollout restart of deployment ${this.options.namespace}/${name} after writing`, error);
+        this.fail(`rollout restart of ${kind} ${namespace}/${name} after writing`, error);
       }
+    }
+  }
+
+  async restartStatus(): Promise<readonly WorkloadRollout[]> {
+    const { apps, custom } = await this.getClients();
+    const namespace = this.options.namespace;
+    return Promise.all(
+      (this.options.restart ?? []).map(async ({ kind, name }) => {
+        const read = (): Promise<unknown> => {
+          switch (kind) {
+            case 'Deployment':
+              return apps.readNamespacedDeployment({ name, namespace });
+            case 'StatefulSet':
+              return apps.readNamespacedStatefulSet({ name, namespace });
+            case 'DaemonSet':
+              return apps.readNamespacedDaemonSet({ name, namespace });
+            case 'Rollout':
+              return custom.getNamespacedCustomObject({ ...ARGO, namespace, name });
+          }
+        };
+        let object: WorkloadObject;
+        try {
+          object = (await withRetries(read, isTransient, this.options.retry)) as WorkloadObject;
+        } catch (error) {
+          this.fail(`read of ${kind} ${namespace}/${name}`, error);
+        }
+        return { target: this.options.target, workload: `${kind} ${namespace}/${name}`, ...rolloutOf(kind, object) };
+      }),
+    );
+  }
+
+  /** An Event on the Secret: `kubectl describe secret` lists what stem-rotor did with it. */
+  async recordEvent(event: RingEvent): Promise<void> {
+    const { core } = await this.getClients();
+    const now = (this.options.now ?? (() => new Date()))();
+    const { namespace, name } = this.options;
+    try {
+      await core.createNamespacedEvent({
+        namespace,
+        body: {
+          metadata: { generateName: `${name}.stem-rotor.`, namespace },
+          involvedObject: { apiVersion: 'v1', kind: 'Secret', name, namespace },
+          type: event.type,
+          reason: event.reason,
+          message: event.message,
+          source: { component: 'stem-rotor' },
+          reportingComponent: 'stem-rotor',
+          reportingInstance: 'stem-rotor',
+          action: event.reason,
+          firstTimestamp: now,
+          lastTimestamp: now,
+          eventTime: now as never,
+          count: 1,
+        },
+      });
+    } catch (error) {
+      this.fail('event on', error);
     }
   }
 }

@@ -3,6 +3,8 @@
  * fields with compare-and-set. Everything rotation-specific lives in the core; providers stay dumb.
  * Deliberately absent: delete, list, history — the engine never needs them.
  */
+import type { RingEvent, WorkloadRollout } from '../src/core/types.js';
+
 export interface TargetSnapshot {
   /** Field name → value for the requested fields that exist. */
   readonly fields: Readonly<Record<string, string>>;
@@ -31,6 +33,10 @@ export interface Provider {
    * records it in the transition and runs it again on resume until it has succeeded once.
    */
   afterWrite?(): Promise<void>;
+  /** Where the workloads `afterWrite` restarted stand (restarts that must finish before the next step). */
+  restartStatus?(): Promise<readonly WorkloadRollout[]>;
+  /** Records an event about the ring on the target's object (`kubectl describe` shows it); best effort. */
+  recordEvent?(event: RingEvent): Promise<void>;
   /** Refuses, before any target of the command is written, a write that cannot succeed here. */
   preflightWrite?(): Promise<void>;
   /** Temp files that crashed writers left beside the target (they may hold keys), for `check`. */

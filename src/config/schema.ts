@@ -3,6 +3,7 @@ import * as z from 'zod';
 import { ALGORITHMS, STEM_ENV_NAMES, type StemEnvName } from '../stem/signing-env.js';
 import { durationSchema } from '../duration.js';
 import { DIALECTS } from '../envfile/codec.js';
+import { WORKLOAD_KINDS } from '../core/types.js';
 
 const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'use letters, digits, ".", "_" and "-"');
 
@@ -11,10 +12,25 @@ const fieldMapping = z
   .default({})
   .describe('Stem variable → field name in the secret; defaults to the variable name');
 
+const restartHookSchema = z.union([
+  z.strictObject({
+    exec: z.array(z.string().min(1)).min(1).describe('a command and its arguments, run without a shell, e.g. ["systemctl", "restart", "stem-worker@*"]; the event is JSON on stdin'),
+    timeout: durationSchema.prefault('5m'),
+  }),
+  z.strictObject({
+    webhook: z.url().describe('POSTed the event as JSON; any 2xx is success'),
+    timeout: durationSchema.prefault('30s'),
+  }),
+]);
+
 const targetBase = {
   name: name.describe('unique within the ring; used in status, audit and messages'),
   audience: z.enum(['all', 'verifiers']).default('all').describe('all: signs and verifies; verifiers: Ed25519 verify-only'),
   fields: fieldMapping,
+  hooks: z
+    .array(restartHookSchema)
+    .default([])
+    .describe("run after every verified write of this target (e.g. restart the processes that read it); a failure is retried on the next command until it succeeds once"),
 };
 
 export const dotenvTargetSchema = z.strictObject({
@@ -51,7 +67,12 @@ export const kubernetesSecretTargetSchema = z.strictObject({
   secret: dnsName.describe("the Secret's name"),
   kubeconfig: z.string().min(1).optional().describe('default: $KUBECONFIG, ~/.kube/config, or in-cluster'),
   context: z.string().min(1).optional(),
-  restartDeployments: z.array(dnsName).default([]).describe('Deployments to roll after every write (kubectl rollout restart)'),
+  restartDeployments: z.array(dnsName).default([]).describe('Deployments to roll after every write (kubectl rollout restart); the same as restart entries of kind Deployment'),
+  restart: z
+    .array(z.strictObject({ kind: z.enum(WORKLOAD_KINDS), name: dnsName }))
+    .default([])
+    .describe("workloads in the Secret's namespace to restart after every write: Deployments, StatefulSets, DaemonSets (the restartedAt annotation) and Argo Rollouts (spec.restartAt); the next step waits until their controllers finish"),
+  restartTimeout: durationSchema.prefault('10m').describe('a restart not finished after this is reported as failing (it blocks either way)'),
 });
 
 export const awsSecretsManagerTargetSchema = z.strictObject({
@@ -79,6 +100,7 @@ export function targetLocation(target: TargetConfig): string {
   }
 }
 export type TargetConfig = z.infer<typeof targetSchema>;
+export type RestartHook = z.infer<typeof restartHookSchema>;
 
 export { redisEndpointSchema, stemEndpointSchema, stemStoreKind, type RedisEndpoint, type StemEndpoint } from '../endpoints/schema.js';
 export { stemSignalsSchema, type StemSignals } from '../stem/signals-schema.js';

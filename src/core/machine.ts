@@ -177,7 +177,7 @@ export function completeTransition(state: InFlight, fingerprints: ReadonlyMap<st
     if (!fingerprint) throw new InternalError(`no fingerprint read back for key "${id}"`);
     return { id, fingerprint, createdAt: records.get(id)?.createdAt ?? transition.startedAt };
   });
-  const { approval: _spent, ...rest } = state;
+  const { approval: _spent, lastBlock: _announced, ...rest } = state;
   const base = { ...rest, keys, activeKeyId: transition.desired.activeKeyId, transition: null, updatedAt: now };
   switch (transition.kind) {
     case 'start': {

@@ -74,6 +74,7 @@ const ringStateSchema = z.object({
     ])
     .nullable(),
   updatedAt: time,
+  lastBlock: z.string().optional(),
   approval: z
     .object({ by: actor, at: time, reason: z.string(), step: z.enum(['activate', 'drop', 'abort', 'rollback']), subject: z.string() })
     .optional(),

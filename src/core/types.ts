@@ -135,6 +135,8 @@ export interface RingState {
   readonly rotation: Rotation | null;
   readonly transition: Transition | null;
   readonly updatedAt: string;
+  /** Which gates last blocked the next step, and how (`blockKey`): a block is announced once. Cleared when a transition completes. */
+  readonly lastBlock?: string;
   /** The approval recorded for the next step, if any (cleared when a transition completes). */
   readonly approval?: Approval;
   /** What incremental gates read so far, by gate name (e.g. stem-signers' stream cursors). */
@@ -161,6 +163,27 @@ export function activateGatesPassed(state: RingState): boolean {
 export function phaseOf(state: RingState): Phase {
   const phase = state.rotation?.phase ?? 'stable';
   return phase === 'rolling-back' ? 'added' : phase;
+}
+
+export const WORKLOAD_KINDS = ['Deployment', 'StatefulSet', 'DaemonSet', 'Rollout'] as const;
+export type WorkloadKind = (typeof WORKLOAD_KINDS)[number];
+
+/** Where a restarted workload's rollout stands, as its controller reports it. */
+export interface WorkloadRollout {
+  readonly target: string;
+  /** `Deployment stem/workers`. */
+  readonly workload: string;
+  readonly done: boolean;
+  /** What the controller reports: generations, updated and available replicas. */
+  readonly detail: string;
+}
+
+/** A Kubernetes Event about the ring, recorded on a target's object (its Secret). */
+export interface RingEvent {
+  readonly type: 'Normal' | 'Warning';
+  /** CamelCase, e.g. `PhaseChanged`, `GateBlocked`, `KeyRevoked`. */
+  readonly reason: string;
+  readonly message: string;
 }
 
 /** What one target holds, as the core sees it: ids, fingerprints, active, which keys have secrets. */

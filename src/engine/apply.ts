@@ -12,6 +12,7 @@ import type { RingConfig } from '../config/schema.js';
 import { ConflictError, InternalError, PartialFailureError, RotorError, TargetContentError } from '../errors.js';
 import { generateKey, keyFingerprint, type KeyMaterial } from '../stem/keys.js';
 import type { Lease } from '../store/types.js';
+import { runRestartHooks } from './hooks.js';
 import type { RingSession } from './session.js';
 import { readTarget, toFields, writeOrder, type TargetHandle, type TargetRead } from './targets.js';
 
@@ -41,11 +42,14 @@ export async function applyTransition(session: RingSession, initial: InFlight, l
     return saving;
   };
 
-  /** A verified write's after-write step (rolling restart): recorded pending, run, recorded done. */
+  /** A verified write's after-write step (workload restarts, then restart hooks): recorded pending, run, recorded done. */
   const afterWrite = async (handle: TargetHandle, verified: WriteRecord): Promise<void> => {
-    if (!handle.provider.afterWrite || verified.afterWrite === 'done') return;
+    const hooks = handle.config.hooks;
+    if ((!handle.provider.afterWrite && hooks.length === 0) || verified.afterWrite === 'done') return;
     await save((s) => recordWrite(s, { ...verified, afterWrite: 'pending' }, session.now()));
-    await handle.provider.afterWrite();
+    await handle.provider.afterWrite?.();
+    const { desired } = transition;
+    await runRestartHooks(hooks, { ring: session.ring.name, target: handle.config.name, transition: transition.kind, transitionId: transition.id, keyIds: desired.keyIds, activeKeyId: desired.activeKeyId });
     await save((s) => recordWrite(s, { ...verified, afterWrite: 'done' }, session.now()));
     session.progress(`${session.ring.name}/${handle.config.name}: after-write step done (${transition.kind})`);
   };

@@ -6,12 +6,14 @@
  */
 import { nextStep, recordApproval } from '../core/approval.js';
 import { nextGateSlot, type Stamp } from '../core/machine.js';
+import { blockKey, blockedEvent, transitionEvent } from '../core/events.js';
 import { PREFLIGHT_START, plan, type Intent, type Plan } from '../core/plan.js';
 import { gateName } from '../gates/index.js';
 import { revokeNeedsNewKey } from '../core/revoke.js';
 import { rotationDue, stuckFor } from '../core/schedule.js';
 import { formatDuration } from '../duration.js';
-import { phaseOf, type RingState } from '../core/types.js';
+import { phaseOf, type GateResult, type RingState } from '../core/types.js';
+import type { Lease } from '../store/types.js';
 import { ConfigError, ExitCode, GateBlockedError, InternalError, InvalidTransitionError, RotorError, isRotorError } from '../errors.js';
 import { applyTransition, assertMaterialAvailable, mergeMaterial } from './apply.js';
 import { assertOverridesKnown, assertPlanSituation, blocked, evaluateStepGates, planChanged, renderPlan, stepIds, withOperatorApproval } from './plan.js';
@@ -90,6 +92,7 @@ export class RingEngine extends RingSession {
         await this.deps.store.save(planned, lease);
         await this.audit('revoke', 'planned', { keyId, reason: options.reason, desired: planned.transition.desired, preempted: state.transition?.kind ?? null });
         const done = await applyTransition(this, planned, lease, 'revoke', reads);
+        await this.recordEvent(transitionEvent(this.ring.name, planned.transition, phaseOf(done.state)));
         return this.result('revoke', 'done', done.state, planned.transition, [], done.writes, `revoked "${keyId}"`);
       },
       true,
@@ -123,6 +126,15 @@ export class RingEngine extends RingSession {
       await this.audit('run', 'blocked', { stuck: true, waitedMs: stuck });
       return this.result('run', 'stuck', state, null, [], [], `STUCK for ${formatDuration(stuck)} (policy.stuckAfter ${formatDuration(this.ring.policy.stuckAfter as number)}): ${error.message}`);
     }
+  }
+
+  /** A block is news once per transition and set of holding gates: then it is recorded and an Event says so. */
+  private async announceBlock(state: RingState, action: string, gates: readonly GateResult[], lease: Lease): Promise<void> {
+    const key = blockKey(gates);
+    const event = blockedEvent(this.ring.name, action, gates);
+    if (!event || state.lastBlock === key) return;
+    await this.deps.store.save({ ...state, lastBlock: key }, lease);
+    await this.recordEvent(event);
   }
 
   private stamp(transitionId: string): Stamp {
@@ -208,12 +220,15 @@ export class RingEngine extends RingSession {
           const { transition } = decided.state;
           await this.audit(action, 'ok', { resumed: transition.kind, transitionId: transition.id });
           const done = await applyTransition(this, decided.state, lease, action, reads);
+          await this.recordEvent(transitionEvent(this.ring.name, transition, phaseOf(done.state)));
           return this.result(action, 'resumed', done.state, transition, transition.gates, done.writes, `resumed the interrupted ${transition.kind}`);
         }
-        case 'blocked':
+        case 'blocked': {
           await this.audit(action, 'blocked', { gates: decided.gates, ...(options.plan ? { plan: options.plan.hash } : {}) });
+          await this.announceBlock(progressed ?? state, action, decided.gates, lease);
           if (options.plan) throw planChanged(this, action, decided.gates.filter((gate) => gate.verdict !== 'pass' && !gate.overridden).map((gate) => `gate ${gate.name} now ${gate.verdict}: ${gate.reason}`));
           throw blocked(this.ring.name, action, decided.gates);
+        }
         case 'transition': {
           const planned = decided.state;
           const { transition } = planned;
@@ -225,6 +240,7 @@ export class RingEngine extends RingSession {
           await this.deps.store.save(planned, lease);
           await this.audit(action, 'planned', { transition: transition.kind, transitionId: transition.id, from: transition.from, desired: transition.desired, gates, ...(options.reason ? { reason: options.reason } : {}), ...(options.plan ? { plan: options.plan.hash } : {}) });
           const done = await applyTransition(this, planned, lease, action, reads);
+          await this.recordEvent(transitionEvent(this.ring.name, transition, phaseOf(done.state)));
           const finish = transition.kind === 'rollback' ? `; ACTIVE is the old key again — the abort finishes (the new key is removed) with \`stem-rotor rotate advance ${this.ring.name}\` once the drop gates pass` : '';
           return this.result(action, 'done', done.state, transition, gates, done.writes, `${transition.kind}: ring is now ${phaseOf(done.state)}${finish}`);
         }

@@ -27,7 +27,7 @@ export async function evaluateStepGates(session: RingSession, state: RingState, 
   const stem = session.ring.stem ? new StemSources(session.ring.stem) : null;
   let results: GateResult[];
   try {
-    results = await evaluateGates(gatesBefore(session.ring, slot), { ring: session.ring, state, slot, now: session.deps.clock.now(), stem });
+    results = await evaluateGates(gatesBefore(session.ring, slot), { ring: session.ring, state, slot, now: session.deps.clock.now(), stem, restarts: () => session.restartStatus() });
   } finally {
     await stem?.close();
   }

@@ -8,7 +8,7 @@ import { createProvider } from '../../providers/index.js';
 import type { ProviderNotice } from '../../providers/types.js';
 import type { RingConfig } from '../config/schema.js';
 import { bootstrapState } from '../core/guards.js';
-import { phaseOf, type RingState, type Transition } from '../core/types.js';
+import { phaseOf, type RingEvent, type RingState, type Transition, type WorkloadRollout } from '../core/types.js';
 import { ConfigError, LeaseHeldError, isRotorError } from '../errors.js';
 import type { GateResult } from '../gates/index.js';
 import { generateKeyId, type RandomBytes } from '../stem/keys.js';
@@ -62,6 +62,23 @@ export class RingSession {
   async readAll(): Promise<TargetRead[]> {
     const handles = await this.targets();
     return Promise.all(handles.map((handle) => readTarget(this.ring, handle)));
+  }
+
+  /** Every restarted workload of every target that restarts some. */
+  async restartStatus(): Promise<WorkloadRollout[]> {
+    const handles = await this.targets();
+    return (await Promise.all(handles.map((handle) => handle.provider.restartStatus?.() ?? []))).flat();
+  }
+
+  /**
+   * A Kubernetes Event on every target that records them; best effort: a failure is audited and
+   * never fails the command (Events are for people, the audit trail is the record).
+   */
+  async recordEvent(event: RingEvent): Promise<void> {
+    for (const handle of await this.targets()) {
+      if (!handle.provider.recordEvent) continue;
+      await handle.provider.recordEvent(event).catch((error: Error) => this.audit('event', 'failed', { target: handle.config.name, reason: event.reason, error: error.message }));
+    }
   }
 
   async storeResidue(): Promise<readonly string[]> {

@@ -9,6 +9,7 @@ import { createStemDlqGate } from './stem-dlq.js';
 import { createStemWorkersGate } from './stem-workers.js';
 import { createStemSignersGate } from './stem-signers.js';
 import type { Gate, GateContext, GateResult } from './types.js';
+import { createRestartsGate } from './restarts.js';
 import { createWindowGate } from './window.js';
 
 export type { Gate, GateContext, GateResult } from './types.js';
@@ -31,13 +32,20 @@ export function prometheusOptions(config: Extract<GateConfig, { type: 'prometheu
   };
 }
 
-/** Every gate before a step: the ring's own, then the built-in `window` when it has windows or freezes. */
+/**
+ * Every gate before a step: the ring's own, then the built-in `restarts` when a target restarts
+ * workloads, and `window` when the ring has windows or freezes.
+ */
 export function gatesBefore(ring: RingConfig, slot: StepSlot): Gate[] {
   const configured = slot === 'beforeStart' ? [] : buildGates(ring, slot);
   const step = slot === 'beforeStart' ? 'start' : slot === 'beforeActivate' ? 'activate' : 'drop';
   const window = ring.policy.windows[step];
-  if (!window && ring.policy.freeze.length === 0) return configured;
-  return [...configured, createWindowGate({ step, freeze: ring.policy.freeze, ...(window ? { window } : {}) })];
+  const restartTimeouts = ring.targets.flatMap((target) => (target.provider === 'kubernetes-secret' && target.restart.length + target.restartDeployments.length > 0 ? [target.restartTimeout] : []));
+  return [
+    ...configured,
+    ...(slot !== 'beforeStart' && restartTimeouts.length > 0 ? [createRestartsGate({ timeoutMs: Math.max(...restartTimeouts) })] : []),
+    ...(window || ring.policy.freeze.length > 0 ? [createWindowGate({ step, freeze: ring.policy.freeze, ...(window ? { window } : {}) })] : []),
+  ];
 }
 
 function buildGates(ring: RingConfig, slot: GateSlot): Gate[] {

@@ -6,7 +6,7 @@
  */
 import type { RingConfig } from '../config/schema.js';
 import type { StepSlot } from '../core/machine.js';
-import type { GateResult, RingState } from '../core/types.js';
+import type { GateResult, RingState, WorkloadRollout } from '../core/types.js';
 import type { StemSources } from '../stem/sources.js';
 
 export interface GateContext {
@@ -16,6 +16,8 @@ export interface GateContext {
   readonly now: Date;
   /** Stem's broker and backend, when the ring configures `stem`; opened lazily by the gates that read them. */
   readonly stem: StemSources | null;
+  /** Where the workloads the targets restarted stand (the `restarts` gate). */
+  readonly restarts?: () => Promise<readonly WorkloadRollout[]>;
 }
 
 export type { GateResult } from '../core/types.js';

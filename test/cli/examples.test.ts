@@ -39,11 +39,12 @@ describe('examples', () => {
     expect(policy.Statement[0]?.Resource.every((arn) => arn.startsWith('arn:aws:secretsmanager:'))).toBe(true);
   });
 
-  it('the Kubernetes Role grants only get/update on named Secrets and patch on named Deployments', () => {
+  it('the Kubernetes Role grants only get/update on named Secrets, get/patch on named Deployments and creating Events', () => {
     const documents = readFileSync(join(EXAMPLES, 'kubernetes', 'rbac.yaml'), 'utf8').split(/^---$/m).map((text) => parse(text) as { kind: string; rules?: { resources: string[]; verbs: string[]; resourceNames?: string[] }[] });
     const role = documents.find((document) => document.kind === 'Role');
-    expect(role?.rules?.map((rule) => `${rule.resources.join()}:${rule.verbs.join()}`)).toEqual(['secrets:get,update', 'deployments:patch']);
-    expect(role?.rules?.every((rule) => (rule.resourceNames?.length ?? 0) > 0)).toBe(true);
+    expect(role?.rules?.map((rule) => `${rule.resources.join()}:${rule.verbs.join()}`)).toEqual(['secrets:get,update', 'deployments:get,patch', 'events:create']);
+    // everything but creating Events (which Kubernetes cannot restrict by name) is limited to named objects
+    expect(role?.rules?.filter((rule) => !rule.resources.includes('events')).every((rule) => (rule.resourceNames?.length ?? 0) > 0)).toBe(true);
     expect(readdirSync(join(EXAMPLES, 'kubernetes'))).toContain('stem-rotor.yaml');
   });
 });

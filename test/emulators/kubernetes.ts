@@ -1,10 +1,12 @@
 /**
  * A Kubernetes API emulator for the calls the kubernetes-secret provider makes, following the API's
  * documented behaviour: Secrets GET/PUT with `metadata.resourceVersion` optimistic concurrency (409
- * Conflict "the object has been modified"), Deployments PATCH with
- * `application/merge-patch+json` (415 otherwise), bearer-token auth (401), RBAC denials (403),
- * `Status` error bodies. Fault injection: latency, 429 with Retry-After, 5xx, a concurrent update
- * (stale resourceVersion), a connection reset.
+ * Conflict "the object has been modified"), workloads (Deployments, StatefulSets, DaemonSets, Argo
+ * Rollouts) GET and PATCH with `application/merge-patch+json` (415 otherwise) — a template change
+ * bumps `metadata.generation` and the controller's status follows (at once, or when the test says,
+ * with `holdRollouts`) — Events POST, bearer-token auth (401), RBAC denials (403), `Status` error
+ * bodies. Fault injection: latency, 429 with Retry-After, 5xx, a concurrent update (stale
+ * resourceVersion), a connection reset.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { writeFileSync } from 'node:fs';
@@ -17,6 +19,31 @@ export type KubernetesFault =
   | { readonly kind: 'concurrent-update'; readonly data: Record<string, string> }
   | { readonly kind: 'reset' };
 
+export type WorkloadKind = 'Deployment' | 'StatefulSet' | 'DaemonSet' | 'Rollout';
+const KINDS = { deployments: 'Deployment', statefulsets: 'StatefulSet', daemonsets: 'DaemonSet', rollouts: 'Rollout' } as const;
+
+/** A controller that has seen the new generation and is replacing pods: none updated yet. */
+function begin(stored: StoredObject): void {
+  const { body } = stored;
+  const replicas = (body.spec as { replicas: number }).replicas;
+  const generation = body.metadata.generation as number;
+  if (body.kind === 'Rollout') body.status = { ...(body.status as object), phase: 'Progressing', observedGeneration: String(generation) };
+  else if (body.kind === 'DaemonSet') body.status = { observedGeneration: generation, desiredNumberScheduled: replicas, updatedNumberScheduled: 0, numberAvailable: replicas };
+  else body.status = { observedGeneration: generation, replicas, updatedReplicas: 0, readyReplicas: replicas, availableReplicas: replicas, ...(body.kind === 'StatefulSet' ? { currentRevision: `r${generation - 1}`, updateRevision: `r${generation}` } : {}) };
+}
+
+/** The controller finished: every pod from the current template, all available. */
+function settle(stored: StoredObject): void {
+  const { body } = stored;
+  const replicas = (body.spec as { replicas: number }).replicas;
+  const generation = body.metadata.generation as number;
+  if (body.kind === 'Rollout') {
+    const restartAt = (body.spec as { restartAt?: string }).restartAt;
+    body.status = { phase: 'Healthy', observedGeneration: String(generation), ...(restartAt ? { restartedAt: restartAt } : {}) };
+  } else if (body.kind === 'DaemonSet') body.status = { observedGeneration: generation, desiredNumberScheduled: replicas, updatedNumberScheduled: replicas, numberAvailable: replicas };
+  else body.status = { observedGeneration: generation, replicas, updatedReplicas: replicas, readyReplicas: replicas, availableReplicas: replicas, ...(body.kind === 'StatefulSet' ? { currentRevision: `r${generation}`, updateRevision: `r${generation}` } : {}) };
+}
+
 interface StoredObject {
   body: Record<string, unknown> & { metadata: Record<string, unknown> };
 }
@@ -25,7 +52,12 @@ export class KubernetesEmulator extends HttpEmulator {
   token = 'k8s-test-token';
   private resourceVersion = 1000;
   readonly secrets = new Map<string, StoredObject>();
-  readonly deployments = new Map<string, StoredObject>();
+  /** Workloads by `kind namespace/name` (Deployment, StatefulSet, DaemonSet, Rollout). */
+  readonly workloads = new Map<string, StoredObject>();
+  /** Events created, in order. */
+  readonly events: Record<string, unknown>[] = [];
+  /** While true, a restarted workload's controller has not finished rolling it (`finishRollouts` ends that). */
+  holdRollouts = false;
   /** "verb resource/name" pairs the token may not use, e.g. "update secrets/stem". */
   readonly forbidden = new Set<string>();
   readonly faults: KubernetesFault[] = [];
@@ -53,7 +85,23 @@ export class KubernetesEmulator extends HttpEmulator {
   }
 
   putDeployment(namespace: string, name: string): void {
-    this.deployments.set(`${namespace}/${name}`, { body: { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name, namespace, resourceVersion: String(++this.resourceVersion) }, spec: { template: { metadata: { annotations: {} } } } } });
+    this.putWorkload('Deployment', namespace, name);
+  }
+
+  putWorkload(kind: WorkloadKind, namespace: string, name: string, replicas = 2): void {
+    const body = { apiVersion: kind === 'Rollout' ? 'argoproj.io/v1alpha1' : 'apps/v1', kind, metadata: { name, namespace, generation: 1, resourceVersion: String(++this.resourceVersion) }, spec: { replicas, template: { metadata: { annotations: {} } } }, status: {} };
+    const stored = { body };
+    this.workloads.set(`${kind} ${namespace}/${name}`, stored);
+    settle(stored);
+  }
+
+  workload(kind: WorkloadKind, namespace: string, name: string): StoredObject['body'] & { spec: Record<string, any>; status: Record<string, any> } {
+    return this.workloads.get(`${kind} ${namespace}/${name}`)?.body as never;
+  }
+
+  /** The controllers catch up: every held rollout finishes. */
+  finishRollouts(): void {
+    for (const stored of this.workloads.values()) settle(stored);
   }
 
   protected async handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
@@ -85,7 +133,8 @@ export class KubernetesEmulator extends HttpEmulator {
     if (request.headers.authorization !== `Bearer ${this.token}`) return status(401, 'Unauthorized', 'Unauthorized');
 
     const secret = /^\/api\/v1\/namespaces\/([^/]+)\/secrets\/([^/]+)$/.exec(path);
-    const deployment = /^\/apis\/apps\/v1\/namespaces\/([^/]+)\/deployments\/([^/]+)$/.exec(path);
+    const workload = /^\/apis\/(?:apps\/v1|argoproj\.io\/v1alpha1)\/namespaces\/([^/]+)\/(deployments|statefulsets|daemonsets|rollouts)\/([^/]+)$/.exec(path);
+    const events = /^\/api\/v1\/namespaces\/([^/]+)\/events$/.exec(path);
     const verb = method === 'GET' ? 'get' : method === 'PUT' ? 'update' : method === 'PATCH' ? 'patch' : method.toLowerCase();
     if (secret) {
       const [, namespace, name] = secret;
@@ -110,19 +159,33 @@ export class KubernetesEmulator extends HttpEmulator {
       }
       return status(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource');
     }
-    if (deployment && method === 'PATCH') {
-      const [, namespace, name] = deployment;
-      if (this.forbidden.has(`patch deployments/${name}`)) return status(403, 'Forbidden', `deployments.apps "${name}" is forbidden`);
+    if (workload) {
+      const [, namespace, plural, name] = workload as unknown as [string, string, keyof typeof KINDS, string];
+      const kind = KINDS[plural];
+      if (this.forbidden.has(`${verb} ${plural}/${name}`)) return status(403, 'Forbidden', `${plural} "${name}" is forbidden: User "system:serviceaccount:stem:rotor" cannot ${verb} resource "${plural}" in the namespace "${namespace}"`);
+      const stored = this.workloads.get(`${kind} ${namespace}/${name}`);
+      if (!stored) return status(404, 'NotFound', `${plural} "${name}" not found`);
+      if (method === 'GET') return reply(200, stored.body);
+      if (method !== 'PATCH') return status(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource');
       if (!contentType.startsWith('application/merge-patch+json') && !contentType.startsWith('application/strategic-merge-patch+json')) {
         return status(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml`);
       }
-      const stored = this.deployments.get(`${namespace}/${name}`);
-      if (!stored) return status(404, 'NotFound', `deployments.apps "${name}" not found`);
-      const patch = JSON.parse(body) as { spec?: { template?: { metadata?: { annotations?: Record<string, string> } } } };
-      const spec = stored.body.spec as { template: { metadata: { annotations: Record<string, string> } } };
+      const patch = JSON.parse(body) as { spec?: Record<string, any> };
+      const spec = stored.body.spec as Record<string, any>;
       Object.assign(spec.template.metadata.annotations, patch.spec?.template?.metadata?.annotations ?? {});
+      if (patch.spec?.restartAt !== undefined) spec.restartAt = patch.spec.restartAt;
+      stored.body.metadata.generation = (stored.body.metadata.generation as number) + 1;
       stored.body.metadata.resourceVersion = String(++this.resourceVersion);
+      begin(stored);
+      if (!this.holdRollouts) settle(stored);
       return reply(200, stored.body);
+    }
+    if (events && method === 'POST') {
+      if (this.forbidden.has('create events')) return status(403, 'Forbidden', 'events is forbidden: User "system:serviceaccount:stem:rotor" cannot create resource "events"');
+      const event = JSON.parse(body) as Record<string, any>;
+      const created = { ...event, metadata: { ...event.metadata, name: event.metadata?.name ?? `event-${this.resourceVersion}`, resourceVersion: String(++this.resourceVersion) } };
+      this.events.push(created);
+      return reply(201, created);
     }
     return status(404, 'NotFound', 'the server could not find the requested resource');
   }

@@ -101,7 +101,7 @@ describe('a ring spanning dotenv, Vault, Kubernetes and AWS Secrets Manager', ()
     expect([...awsConfig().verificationKeys.keys()]).toEqual([newId]);
     expect(aws.current('stem/rotate')?.data.DB_PASSWORD).toBe('keep');
     expect(kube.secretData('stem', secret).OTHER).toBe('keep');
-    const beat = kube.deployments.get('stem/beat')?.body.spec as { template: { metadata: { annotations: Record<string, string> } } };
+    const beat = kube.workloads.get('Deployment stem/beat')?.body.spec as { template: { metadata: { annotations: Record<string, string> } } };
     expect(beat.template.metadata.annotations['kubectl.kubernetes.io/restartedAt']).toBeDefined();
     expect(vault.current('secret', 'stem/rotate')?.data.DATABASE_URL).toBe('postgres://keep');
     const status = await engine().status();
@@ -149,8 +149,8 @@ describe('a ring spanning dotenv, Vault, Kubernetes and AWS Secrets Manager', ()
     kube.forbidden.add('patch deployments/beat');
     const error = await engine().start().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(PartialFailureError);
-    expect((error as Error).message).toMatch(/failed beat \(target "beat": rollout restart of deployment stem\/beat after writing .*forbidden/);
-    const beat = () => kube.deployments.get('stem/beat')?.body.spec as { template: { metadata?: { annotations?: Record<string, string> } } };
+    expect((error as Error).message).toMatch(/failed beat \(target "beat": rollout restart of Deployment stem\/beat after writing .*forbidden/);
+    const beat = () => kube.workloads.get('Deployment stem/beat')?.body.spec as { template: { metadata?: { annotations?: Record<string, string> } } };
     expect(beat().template.metadata?.annotations?.['kubectl.kubernetes.io/restartedAt']).toBeUndefined();
     expect([...kubeConfig().verificationKeys.keys()]).toHaveLength(2); // the Secret itself was written
     expect((await store.load('mixed'))?.transition?.writes.beat).toMatchObject({ status: 'failed', afterWrite: 'pending' });

@@ -70,7 +70,7 @@ providerContract('kubernetes-secret', async () => {
   kube.putSecret('stem', name, SEED);
   kube.putDeployment('stem', `workers-${sequence}`);
   return {
-    provider: createKubernetesSecretProvider({ target: 'kube', namespace: 'stem', name, kubeconfig: kube.kubeconfig(), restartDeployments: [`workers-${sequence}`], retry: noWait, now: () => new Date('2026-11-28T10:00:00.000Z') }),
+    provider: createKubernetesSecretProvider({ target: 'kube', namespace: 'stem', name, kubeconfig: kube.kubeconfig(), restart: [{ kind: 'Deployment', name: `workers-${sequence}` }], retry: noWait, now: () => new Date('2026-11-28T10:00:00.000Z') }),
     all: async () => kube.secretData('stem', name),
     outside: async (set) => kube.putSecret('stem', name, { ...kube.secretData('stem', name), ...set }),
   };

@@ -18,6 +18,9 @@ beforeEach(() => {
   kube.secrets.clear();
   kube.faults.length = 0;
   kube.forbidden.clear();
+  kube.holdRollouts = false;
+  kube.workloads.clear();
+  kube.events.length = 0;
   kube.putSecret('stem', 'signing', { STEM_SIGNING_KEYS: 'k1:YQ==', STEM_SIGNING_ACTIVE_KEY: 'k1', DATABASE_URL: 'postgres://keep' });
   kube.putDeployment('stem', 'workers');
 });
@@ -49,14 +52,53 @@ describe('kubernetes-secret provider', () => {
   });
 
   it('rolls listed Deployments as its after-write step with the kubectl restartedAt annotation (merge patch); the write alone does not', async () => {
-    const target = provider({ restartDeployments: ['workers'] });
+    const target = provider({ restart: [{ kind: 'Deployment', name: 'workers' }] });
     const snapshot = await target.read(FIELDS);
     await target.write({ set: { STEM_SIGNING_ACTIVE_KEY: 'k2' }, expectedVersion: snapshot.version, idempotencyKey: 'x' });
     expect(kube.requests.some((r) => r.method === 'PATCH')).toBe(false);
     await target.afterWrite?.();
-    const spec = kube.deployments.get('stem/workers')?.body.spec as { template: { metadata: { annotations: Record<string, string> } } };
+    const spec = kube.workloads.get('Deployment stem/workers')?.body.spec as { template: { metadata: { annotations: Record<string, string> } } };
     expect(spec.template.metadata.annotations['kubectl.kubernetes.io/restartedAt']).toBe('2026-11-28T10:00:00.000Z');
     expect(kube.requests.find((r) => r.method === 'PATCH')?.contentType).toMatch(/^application\/merge-patch\+json/);
+  });
+
+  it('restarts StatefulSets, DaemonSets and Argo Rollouts too, and reports each rollout as its controller does', async () => {
+    kube.putWorkload('StatefulSet', 'stem', 'beat', 1);
+    kube.putWorkload('DaemonSet', 'stem', 'agents', 3);
+    kube.putWorkload('Rollout', 'stem', 'api', 2);
+    const restart = [
+      { kind: 'Deployment', name: 'workers' },
+      { kind: 'StatefulSet', name: 'beat' },
+      { kind: 'DaemonSet', name: 'agents' },
+      { kind: 'Rollout', name: 'api' },
+    ] as const;
+    const target = provider({ restart });
+    expect((await target.restartStatus?.())?.every((rollout) => rollout.done)).toBe(true);
+    kube.holdRollouts = true;
+    await target.afterWrite?.();
+    expect(kube.workload('StatefulSet', 'stem', 'beat').spec.template.metadata.annotations['kubectl.kubernetes.io/restartedAt']).toBe('2026-11-28T10:00:00.000Z');
+    expect(kube.workload('DaemonSet', 'stem', 'agents').spec.template.metadata.annotations['kubectl.kubernetes.io/restartedAt']).toBe('2026-11-28T10:00:00.000Z');
+    expect(kube.workload('Rollout', 'stem', 'api').spec.restartAt).toBe('2026-11-28T10:00:00Z');
+    const rolling = (await target.restartStatus?.()) ?? [];
+    expect(rolling.map((rollout) => [rollout.workload, rollout.done])).toEqual([
+      ['Deployment stem/workers', false],
+      ['StatefulSet stem/beat', false],
+      ['DaemonSet stem/agents', false],
+      ['Rollout stem/api', false],
+    ]);
+    expect(rolling[0]?.detail).toBe('generation 2/2, 0/2 updated, 2 available');
+    expect(rolling[3]?.detail).toBe('phase Progressing, restartedAt none (asked 2026-11-28T10:00:00Z)');
+    kube.finishRollouts();
+    expect(((await target.restartStatus?.()) ?? []).map((rollout) => rollout.done)).toEqual([true, true, true, true]);
+    kube.forbidden.add('get statefulsets/beat');
+    await expect(target.restartStatus?.()).rejects.toThrow(/read of StatefulSet stem\/beat/);
+  });
+
+  it('records Events on the Secret for kubectl describe', async () => {
+    await provider().recordEvent?.({ type: 'Warning', reason: 'GateBlocked', message: 'activate blocked: stem-workers (wait)' });
+    expect(kube.events.at(-1)).toMatchObject({ involvedObject: { kind: 'Secret', name: 'signing', namespace: 'stem' }, type: 'Warning', reason: 'GateBlocked', message: 'activate blocked: stem-workers (wait)', source: { component: 'stem-rotor' } });
+    kube.forbidden.add('create events');
+    await expect(provider().recordEvent?.({ type: 'Normal', reason: 'PhaseChanged', message: 'x' })).rejects.toThrow(/forbidden/);
   });
 
   it('clear errors: not found, forbidden by RBAC, unauthorized, no kubeconfig', async () => {
