@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { ConfigError, ConflictError, RotorError } from '../src/errors.js';
 import { stringFields } from './_fields.js';
-import { importLib } from './_import-lib.js';
+import { importLib } from '../src/import-lib.js';
 import { isTransientHttpError, withRetries, type RetryPolicy } from './retry.js';
 import type { Provider, TargetSnapshot, WriteRequest } from './types.js';
 

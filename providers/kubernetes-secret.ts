@@ -10,7 +10,7 @@
 import type { AppsV1Api, CoreV1Api, CustomObjectsApi, V1Secret } from '@kubernetes/client-node';
 import type { RingEvent, WorkloadKind, WorkloadRollout } from '../src/core/types.js';
 import { ConfigError, ConflictError, RotorError } from '../src/errors.js';
-import { importLib } from './_import-lib.js';
+import { importLib } from '../src/import-lib.js';
 import { isTransientHttpError, withRetries, type RetryPolicy } from './retry.js';
 import type { Provider, TargetSnapshot, WriteRequest } from './types.js';
 

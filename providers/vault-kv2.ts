@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import type NodeVault from 'node-vault';
 import { ConfigError, ConflictError, RotorError } from '../src/errors.js';
 import { stringFields } from './_fields.js';
-import { importLib } from './_import-lib.js';
+import { importLib } from '../src/import-lib.js';
 import { isTransientHttpError, withRetries, type RetryPolicy } from './retry.js';
 import type { Provider, TargetSnapshot, WriteRequest } from './types.js';
 

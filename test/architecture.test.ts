@@ -15,7 +15,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['src/stem'],
   ['src/core', 'src/envfile'],
   ['src/config'],
-  ['providers', 'src/store', 'src/gates'],
+  ['providers', 'src/store', 'src/gates', 'src/notify'],
   ['src/engine'],
   ['src/cli'],
 ];

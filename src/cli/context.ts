@@ -42,10 +42,11 @@ export async function createContext(options: CommonOptions, log?: Log): Promise<
   const store = await openStore(config);
   openStores.push(store);
   const progress = log ? (line: string) => log.info(line) : undefined;
+  const notify = config.notify.length > 0 ? (await import('../notify/index.js')).createNotifier(config.notify.map((sink) => ({ ...sink, name: sink.name ?? sink.type }))) : undefined;
   return {
     config,
     store,
-    engine: (ring, actor) => new RingEngine(findRing(config, ring), { store, clock: systemClock, leaseTtlMs: config.store.leaseTtl, ...(progress ? { progress } : {}), ...(actor ? { actor } : {}) }),
+    engine: (ring, actor) => new RingEngine(findRing(config, ring), { store, clock: systemClock, leaseTtlMs: config.store.leaseTtl, ...(progress ? { progress } : {}), ...(actor ? { actor } : {}), ...(notify ? { notify } : {}) }),
     close: async () => {
       openStores.splice(openStores.indexOf(store), 1);
       await store.close();

@@ -9,6 +9,7 @@ import { Counter, Gauge, Pushgateway, Registry } from 'prom-client';
 import type { StatusReport } from '../engine/status.js';
 import { IoError, RotorError } from '../errors.js';
 import { writeFileAtomically } from '../files/regular.js';
+import { notificationFailures } from '../notify/index.js';
 
 export interface RotorMetrics {
   readonly registry: Registry;
@@ -42,6 +43,8 @@ export function createRotorMetrics(): RotorMetrics {
   const keyCreated = new Gauge({ name: 'stem_rotor_active_key_created_timestamp_seconds', help: 'When the active key was created (the date in its id, or when first seen)', labelNames: ['ring'], registers });
   const due = new Gauge({ name: 'stem_rotor_next_rotation_due_timestamp_seconds', help: 'When the active key reaches policy.maxAge and run starts a rotation', labelNames: ['ring'], registers });
   const revoked = new Gauge({ name: 'stem_rotor_revoked_keys', help: 'Key ids ever revoked in the ring (rises on each revoke)', labelNames: ['ring'], registers });
+  const notifyFailed = new Counter({ name: 'stem_rotor_notifications_failed_total', help: 'Notifications a sink did not accept after retries', labelNames: ['sink'], registers });
+  const counted = new Map<string, number>();
   const phaseEntered = new Gauge({ name: 'stem_rotor_phase_entered_timestamp_seconds', help: 'When the ring entered its current rotation phase (absent while stable)', labelNames: ['ring'], registers });
   return {
     registry,
@@ -66,6 +69,10 @@ export function createRotorMetrics(): RotorMetrics {
         due.set({ ring }, seconds(status.schedule.nextRotationDueAt) as number);
         const entered = seconds(status.schedule.phaseEnteredAt);
         if (entered !== null) phaseEntered.set({ ring }, entered);
+      }
+      for (const [sink, total] of notificationFailures()) {
+        notifyFailed.inc({ sink }, total - (counted.get(sink) ?? 0));
+        counted.set(sink, total);
       }
       lastPass.set(now.getTime() / 1000);
     },

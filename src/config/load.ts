@@ -7,7 +7,7 @@ import { ConfigError, InvalidConfigError } from '../errors.js';
 import { formatDuration } from '../duration.js';
 import { resolvePath } from '../files/regular.js';
 import { sqlitePath } from '../stem/sql.js';
-import { WINDOW_GATE, configSchema, defaultGates, stemStoreKind, targetLocation, type StemEndpoint, type RawConfig, type RingConfig, type StoreConfig, type TargetConfig } from './schema.js';
+import { WINDOW_GATE, configSchema, defaultGates, type NotifySink, stemStoreKind, targetLocation, type StemEndpoint, type RawConfig, type RingConfig, type StoreConfig, type TargetConfig } from './schema.js';
 
 /** Looked for in the working directory, in this order, when no config is named. */
 export const DEFAULT_CONFIG_FILES = ['stem-rotor.yaml', 'stem-rotor.yml', 'stem-rotor.json'] as const;
@@ -33,6 +33,7 @@ export type ConfigWarning = ConfigFinding & { readonly ring: string };
 export interface Config {
   readonly path: string;
   readonly store: StoreConfig;
+  readonly notify: readonly NotifySink[];
   readonly rings: readonly RingConfig[];
   readonly warnings: readonly ConfigWarning[];
 }
@@ -188,10 +189,16 @@ export function validateConfig(document: unknown, path: string): ConfigValidatio
     }),
   }));
   errors.push(...oneTargetPerPlace(rings));
+  parsed.data.notify.forEach((sink, index) => {
+    for (const ring of sink.rings ?? []) {
+      if (!(ring in parsed.data.rings)) errors.push({ rule: 'notify-known-rings', path: `notify[${index}].rings`, message: `no ring "${ring}" (rings: ${Object.keys(parsed.data.rings).join(', ')})` });
+    }
+  });
   if (errors.length > 0) return { config: null, errors, warnings };
   const raw = parsed.data.store;
   const store: StoreConfig = raw.type === 'file' ? { ...raw, dir: within(raw.dir) } : raw;
-  return { config: { path, store, rings, warnings }, errors, warnings };
+  const notify = parsed.data.notify.map((sink, index) => ({ ...sink, name: sink.name ?? `${sink.type}-${index + 1}` }));
+  return { config: { path, store, notify, rings, warnings }, errors, warnings };
 }
 
 /** The config, or an InvalidConfigError listing every error found. */

@@ -3,6 +3,7 @@ import * as z from 'zod';
 import { ALGORITHMS, STEM_ENV_NAMES, type StemEnvName } from '../stem/signing-env.js';
 import { durationSchema } from '../duration.js';
 import { DIALECTS } from '../envfile/codec.js';
+import { NOTICE_KINDS } from '../core/events.js';
 import { WORKLOAD_KINDS } from '../core/types.js';
 
 const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'use letters, digits, ".", "_" and "-"');
@@ -256,9 +257,39 @@ export const storeSchema = z
   .prefault({ type: 'file' });
 export type StoreConfig = z.infer<typeof storeSchema>;
 
+const sinkBase = {
+  name: name.optional().describe('for metrics and messages; default "<type>-<position>"'),
+  events: z.array(z.enum(NOTICE_KINDS)).min(1).optional().describe('only these kinds; default all'),
+  rings: z.array(name).min(1).optional().describe('only these rings; default all'),
+};
+
+export const notifySinkSchema = z.discriminatedUnion('type', [
+  z.strictObject({
+    ...sinkBase,
+    type: z.literal('webhook'),
+    url: z.url().describe('POSTed each event as JSON, signed per the Standard Webhooks spec'),
+    secretEnv: envName.describe('environment variable holding the signing secret (whsec_…)'),
+    timeout: durationSchema.prefault('10s'),
+  }),
+  z.strictObject({
+    ...sinkBase,
+    type: z.literal('slack'),
+    urlEnv: envName.describe('environment variable holding the incoming-webhook URL (it is a credential)'),
+    timeout: durationSchema.prefault('10s'),
+  }),
+  z.strictObject({
+    ...sinkBase,
+    type: z.literal('exec'),
+    command: z.array(z.string().min(1)).min(1).describe('run without a shell, the event as JSON on stdin'),
+    timeout: durationSchema.prefault('30s'),
+  }),
+]);
+export type NotifySink = z.infer<typeof notifySinkSchema>;
+
 export const configSchema = z.strictObject({
   version: z.literal(1).default(1),
   store: storeSchema,
+  notify: z.array(notifySinkSchema).default([]).describe('where rotation events go: rotation started, phase advanced, gate blocked (once per step and reason), approval needed, stuck, revoke, failure'),
   rings: z.record(name, ringSchema).refine((rings) => Object.keys(rings).length > 0, 'define at least one ring'),
 });
 export type RawConfig = z.infer<typeof configSchema>;

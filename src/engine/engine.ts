@@ -6,7 +6,7 @@
  */
 import { nextStep, recordApproval } from '../core/approval.js';
 import { nextGateSlot, type Stamp } from '../core/machine.js';
-import { blockKey, blockedEvent, transitionEvent } from '../core/events.js';
+import { blockKey, blockedEvent, failureNotice, transitionEvent } from '../core/events.js';
 import { PREFLIGHT_START, plan, type Intent, type Plan } from '../core/plan.js';
 import { gateName } from '../gates/index.js';
 import { revokeNeedsNewKey } from '../core/revoke.js';
@@ -83,7 +83,7 @@ export class RingEngine extends RingSession {
     const preflight = await this.preflight(`revoke ${this.ring.name} ${keyId} --reason "${options.reason.replace(/["\\$`]/g, '')}" --yes`);
     const { state: known } = await this.currentState(preflight);
     assertMaterialAvailable(this.ring, inFlightOf(decide(known, preflight)), mergeMaterial(preflight));
-    return this.withLease(
+    return this.announcingFailure('revoke', () => this.withLease(
       'revoke',
       async (lease) => {
         const reads = await this.readAll();
@@ -92,11 +92,11 @@ export class RingEngine extends RingSession {
         await this.deps.store.save(planned, lease);
         await this.audit('revoke', 'planned', { keyId, reason: options.reason, desired: planned.transition.desired, preempted: state.transition?.kind ?? null });
         const done = await applyTransition(this, planned, lease, 'revoke', reads);
-        await this.recordEvent(transitionEvent(this.ring.name, planned.transition, phaseOf(done.state)));
+        await this.announce(transitionEvent(this.ring.name, planned.transition, phaseOf(done.state)));
         return this.result('revoke', 'done', done.state, planned.transition, [], done.writes, `revoked "${keyId}"`);
       },
       true,
-    );
+    ));
   }
 
   /** `run --once` for this ring: resume, start when the key is too old, advance when allowed. */
@@ -128,13 +128,28 @@ export class RingEngine extends RingSession {
     }
   }
 
-  /** A block is news once per transition and set of holding gates: then it is recorded and an Event says so. */
+  /** A block is news once per transition, set of holding gates and stuck-or-not: then it is recorded and announced. */
   private async announceBlock(state: RingState, action: string, gates: readonly GateResult[], lease: Lease): Promise<void> {
-    const key = blockKey(gates);
-    const event = blockedEvent(this.ring.name, action, gates);
-    if (!event || state.lastBlock === key) return;
+    const slot = nextGateSlot(state);
+    const situation = {
+      stuck: stuckFor(state, this.ring.policy.stuckAfter, this.deps.clock.now()) !== null,
+      approvalGates: slot ? this.ring.gates[slot].filter((gate) => gate.type === 'approval').map(gateName) : [],
+    };
+    const key = blockKey(gates, situation);
+    const notice = blockedEvent(this.ring.name, action, gates, situation);
+    if (!notice || state.lastBlock === key) return;
     await this.deps.store.save({ ...state, lastBlock: key }, lease);
-    await this.recordEvent(event);
+    await this.announce(notice);
+  }
+
+  /** A failed write, partial write or bug is announced; refusals (bad input, a block, a held lease) are not news. */
+  private async announcingFailure<T>(action: string, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      if (isRotorError(error) && (error.exitCode === ExitCode.failure || error.exitCode === ExitCode.partial)) await this.announce(failureNotice(this.ring.name, action, error.message));
+      throw error;
+    }
   }
 
   private stamp(transitionId: string): Stamp {
@@ -190,7 +205,7 @@ export class RingEngine extends RingSession {
       plan(known, observedOf(preflight), [], this.intent(action, known, options), { now: this.now(), transitionId: 'preflight' });
       assertOverridesKnown(this, known, options.overrides ?? []);
     }
-    return this.withLease(action, async (lease) => {
+    return this.announcingFailure(action, () => this.withLease(action, async (lease) => {
       const reads = await this.readAll();
       const { state: current, bootstrapped } = await this.currentState(reads);
       assertPlanSituation(this, options.plan, action, current, reads);
@@ -220,7 +235,7 @@ export class RingEngine extends RingSession {
           const { transition } = decided.state;
           await this.audit(action, 'ok', { resumed: transition.kind, transitionId: transition.id });
           const done = await applyTransition(this, decided.state, lease, action, reads);
-          await this.recordEvent(transitionEvent(this.ring.name, transition, phaseOf(done.state)));
+          await this.announce(transitionEvent(this.ring.name, transition, phaseOf(done.state)));
           return this.result(action, 'resumed', done.state, transition, transition.gates, done.writes, `resumed the interrupted ${transition.kind}`);
         }
         case 'blocked': {
@@ -240,12 +255,12 @@ export class RingEngine extends RingSession {
           await this.deps.store.save(planned, lease);
           await this.audit(action, 'planned', { transition: transition.kind, transitionId: transition.id, from: transition.from, desired: transition.desired, gates, ...(options.reason ? { reason: options.reason } : {}), ...(options.plan ? { plan: options.plan.hash } : {}) });
           const done = await applyTransition(this, planned, lease, action, reads);
-          await this.recordEvent(transitionEvent(this.ring.name, transition, phaseOf(done.state)));
+          await this.announce(transitionEvent(this.ring.name, transition, phaseOf(done.state)));
           const finish = transition.kind === 'rollback' ? `; ACTIVE is the old key again — the abort finishes (the new key is removed) with \`stem-rotor rotate advance ${this.ring.name}\` once the drop gates pass` : '';
           return this.result(action, 'done', done.state, transition, gates, done.writes, `${transition.kind}: ring is now ${phaseOf(done.state)}${finish}`);
         }
       }
-    });
+    }));
   }
 }
 

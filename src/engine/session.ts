@@ -8,7 +8,8 @@ import { createProvider } from '../../providers/index.js';
 import type { ProviderNotice } from '../../providers/types.js';
 import type { RingConfig } from '../config/schema.js';
 import { bootstrapState } from '../core/guards.js';
-import { phaseOf, type RingEvent, type RingState, type Transition, type WorkloadRollout } from '../core/types.js';
+import type { RingNotice } from '../core/events.js';
+import { phaseOf, type RingState, type Transition, type WorkloadRollout } from '../core/types.js';
 import { ConfigError, LeaseHeldError, isRotorError } from '../errors.js';
 import type { GateResult } from '../gates/index.js';
 import { generateKeyId, type RandomBytes } from '../stem/keys.js';
@@ -71,13 +72,19 @@ export class RingSession {
   }
 
   /**
-   * A Kubernetes Event on every target that records them; best effort: a failure is audited and
-   * never fails the command (Events are for people, the audit trail is the record).
+   * Tells people: a Kubernetes Event on every target that records them, and the notification sinks.
+   * Best effort: a failure is audited and logged, never fails the command (the audit trail is the
+   * record; these are for people).
    */
-  async recordEvent(event: RingEvent): Promise<void> {
+  async announce(notice: RingNotice): Promise<void> {
     for (const handle of await this.targets()) {
       if (!handle.provider.recordEvent) continue;
-      await handle.provider.recordEvent(event).catch((error: Error) => this.audit('event', 'failed', { target: handle.config.name, reason: event.reason, error: error.message }));
+      await handle.provider.recordEvent(notice).catch((error: Error) => this.audit('event', 'failed', { target: handle.config.name, reason: notice.reason, error: error.message }));
+    }
+    const failed = (await this.deps.notify?.(notice)) ?? [];
+    for (const failure of failed) {
+      this.progress(`${this.ring.name}: notification ${failure.sink} (${notice.kind}) failed: ${failure.error}`);
+      await this.audit('notify', 'failed', { sink: failure.sink, kind: notice.kind, error: failure.error });
     }
   }
 

@@ -8,6 +8,7 @@ import type { Actor, Transition, WriteRecord } from '../core/types.js';
 import type { GateResult } from '../gates/index.js';
 import type { RandomBytes } from '../stem/keys.js';
 import type { StateStore } from '../store/types.js';
+import type { Notify } from '../notify/index.js';
 
 export type { Actor } from '../core/types.js';
 
@@ -34,6 +35,8 @@ export interface EngineDeps {
   readonly progress?: (line: string) => void;
   /** @default 300_000 */
   readonly leaseTtlMs?: number;
+  /** Delivers notifications (`notify:` sinks); returns the sinks that failed. */
+  readonly notify?: Notify;
   /** Compare-and-set retries per target after a concurrent change. @default 3 */
   readonly casRetries?: number;
 }
