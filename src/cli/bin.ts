@@ -1,5 +1,8 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --
 /**
+ * (`node --`: Node 20 takes `--env-file` anywhere on its command line for itself — loading that
+ * file into the environment, or dying on a missing one — unless its own options end first.)
+ *
  * The CLI shell: declares commands, lazy-imports each command's module, and is the one error
  * boundary — the only place that sets the exit code.
  */

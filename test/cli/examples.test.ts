@@ -23,12 +23,21 @@ describe('examples', () => {
     const cronJob = documents.find((document) => document.kind === 'CronJob');
     const pod = cronJob?.spec.jobTemplate.spec.template.spec;
     expect(pod.serviceAccountName).toBe('stem-rotor');
-    expect(pod.containers[0].command).toEqual(expect.arrayContaining(['run', '--once']));
+    expect(pod.containers[0].args).toEqual(expect.arrayContaining(['run', '--once']));
+    expect(pod.containers[0].image).toMatch(/stem-rotor:\d+\.\d+\.\d+/);
     expect(cronJob?.spec.concurrencyPolicy).toBe('Forbid');
     const daemon = parse(readFileSync(join(EXAMPLES, 'kubernetes', 'daemon.yaml'), 'utf8')) as Record<string, any>;
     expect(daemon.spec.replicas).toBe(2);
-    expect(daemon.spec.template.spec.containers[0].command).toEqual(expect.arrayContaining(['--interval', '--listen']));
+    expect(daemon.spec.template.spec.containers[0].args).toEqual(expect.arrayContaining(['--interval', '--listen']));
     expect(daemon.spec.template.spec.containers[0].livenessProbe.httpGet.path).toBe('/healthz');
+  });
+
+  it('no example fetches a package at run time: deployments run an image built from the Dockerfile', () => {
+    const texts = readdirSync(EXAMPLES, { recursive: true, encoding: 'utf8' }).filter((file) => /\.(ya?ml|json|mjs|sh)$/.test(file)).map((file) => readFileSync(join(EXAMPLES, file), 'utf8'));
+    expect(texts.filter((text) => /\bnpx\b|npm (?:exec|install)|image: node:/.test(text))).toEqual([]);
+    const dockerfile = readFileSync(fileURLToPath(new URL('../../Dockerfile', import.meta.url)), 'utf8');
+    expect(dockerfile).toMatch(/^ARG NODE_IMAGE=node:(2[4-9]|[3-9]\d)-/m); // a supported Node
+    expect(dockerfile).toContain('ENTRYPOINT ["stem-rotor"]');
   });
 
   it('the IAM policy allows exactly the Secrets Manager actions the provider calls, on named secrets', () => {
