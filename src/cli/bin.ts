@@ -87,6 +87,22 @@ for (const [decision, description] of [
     });
 }
 
+common(program.command('adopt').description("bring the keys a fleet already uses under management: read every target, check they agree, record each key's age").argument('<ring>'))
+  .option('--created <date>', 'when the keys were created (default: the date in a scheme id, else now)')
+  .action(async (ring: string, options) => {
+    const { adoptCommand } = await import('./commands/adopt.js');
+    await adoptCommand(ring, options);
+  });
+
+common(program.command('reconcile').description("show how the targets differ from the ring's state; with --yes --reason, accept the targets as its state (audited)").argument('<ring>'))
+  .option('--yes', "accept what the targets hold as the ring's state")
+  .option('--reason <text>', 'why (required with --yes; audited)')
+  .option('--force', 'also while a rotation is in progress (it ends)')
+  .action(async (ring: string, options) => {
+    const { reconcileCommand } = await import('./commands/adopt.js');
+    process.exitCode = await reconcileCommand(ring, options);
+  });
+
 common(program.command('run').description('the scheduled job: start rotations past maxAge, advance those whose gates pass (autoAdvance)'))
   .option('--once', 'one pass over every ring, then exit')
   .option('--interval <duration>', 'repeat every DUR (e.g. 5m); SIGTERM finishes the ring in progress and exits')

@@ -70,17 +70,18 @@ export function checkTargets(state: RingState, observations: readonly ObservedTa
   const allowedIds = new Set([...state.keys.map((key) => key.id), ...(transition ? [...transition.desired.keyIds, ...transition.tolerated] : [])]);
   const allowedActive = new Set([state.activeKeyId, ...(transition ? [transition.desired.activeKeyId, transition.from.activeKeyId, ...transition.tolerated] : [])]);
   const expected = keySetOf(state);
+  const way = `; if the targets are right, \`stem-rotor reconcile ${state.ring}\` shows the difference and accepts them`;
   for (const observed of observations) {
     if (observed.algorithm !== state.algorithm) throw new TargetContentError(observed.target, `holds ${observed.algorithm} keys but the ring is ${state.algorithm}`);
     const stranger = observed.keys.find((key) => !allowedIds.has(key.id));
-    if (stranger) throw new TargetContentError(observed.target, `holds key "${stranger.id}" that this ring never had; someone else changed it`);
+    if (stranger) throw new TargetContentError(observed.target, `holds key "${stranger.id}" that this ring never had; someone else changed it${way}`);
     if (observed.audience === 'all' && (observed.activeKeyId === null || !allowedActive.has(observed.activeKeyId))) {
-      throw new TargetContentError(observed.target, `active key is ${observed.activeKeyId ?? '(none)'}, expected ${[...allowedActive].join(' or ')}; someone else changed it`);
+      throw new TargetContentError(observed.target, `active key is ${observed.activeKeyId ?? '(none)'}, expected ${[...allowedActive].join(' or ')}; someone else changed it${way}`);
     }
     if (!transition) {
       const same = holdsExactly(observed, expected.keyIds);
       if (!same || (observed.audience === 'all' && observed.activeKeyId !== expected.activeKeyId)) {
-        throw new TargetContentError(observed.target, `drifted from the ring: ${describeKeys(observed)}, expected keys ${expected.keyIds.join(',')}, active ${expected.activeKeyId}`);
+        throw new TargetContentError(observed.target, `drifted from the ring: ${describeKeys(observed)}, expected keys ${expected.keyIds.join(',')}, active ${expected.activeKeyId}${way}`);
       }
     }
   }

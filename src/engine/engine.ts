@@ -51,9 +51,9 @@ export class RingEngine extends RingSession {
       const message = `ring "${this.ring.name}": cannot read ${failed.map((f) => `"${f.handle.config.name}" (${f.error})`).join(', ')}`;
       throw failed.every((f) => f.badInput) ? new ConfigError(message) : new RotorError(message);
     }
-    const { state } = await this.currentState(good);
+    const { state, bootstrapped } = await this.currentState(good);
     const { gates } = await evaluateStepGates(this, state, {});
-    return buildStatus(this.ring, state, reads.map((entry) => ({ name: entry.handle.config.name, audience: entry.handle.config.audience, provider: entry.handle.provider, read: entry.read, error: entry.error })), gates, this.deps.clock.now());
+    return buildStatus(this.ring, state, reads.map((entry) => ({ name: entry.handle.config.name, audience: entry.handle.config.audience, provider: entry.handle.provider, read: entry.read, error: entry.error })), gates, this.deps.clock.now(), !bootstrapped);
   }
 
   async start(options: StepOptions = {}): Promise<StepResult> {

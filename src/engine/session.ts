@@ -109,7 +109,7 @@ export class RingSession {
     return { state: bootstrapState(this.ring.name, this.ring.algorithm, observed, this.now()), bootstrapped: true };
   }
 
-  protected async withLease<T>(action: string, work: (lease: Lease) => Promise<T>, preempt = false): Promise<T> {
+  async withLease<T>(action: string, work: (lease: Lease) => Promise<T>, preempt = false): Promise<T> {
     let lease: Lease;
     try {
       lease = await this.deps.store.acquire(this.ring.name, {

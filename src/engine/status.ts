@@ -28,6 +28,8 @@ export interface StatusReport {
   };
   /** How long the rotation has been stuck (policy.stuckAfter exceeded while gates block), or null. */
   readonly stuckForMs: number | null;
+  /** false until the ring's keys are recorded (`adopt`, or the first rotate command). */
+  readonly adopted: boolean;
   readonly next: string;
 }
 
@@ -39,7 +41,7 @@ export interface TargetStatusInput {
   readonly error?: string;
 }
 
-export function buildStatus(ring: RingConfig, state: RingState, targets: readonly TargetStatusInput[], gates: readonly GateResult[], now: Date): StatusReport {
+export function buildStatus(ring: RingConfig, state: RingState, targets: readonly TargetStatusInput[], gates: readonly GateResult[], now: Date, adopted = true): StatusReport {
   const prefix = ring.keyIdPrefix ?? '';
   const keys = state.keys.map((key) => ({
     id: key.id,
@@ -79,7 +81,8 @@ export function buildStatus(ring: RingConfig, state: RingState, targets: readonl
     revokedKeyIds: state.revokedKeyIds,
     schedule: scheduleOf(ring, state),
     stuckForMs: gates.some((gate) => gate.verdict !== 'pass') ? stuckFor(state, ring.policy.stuckAfter, now) : null,
-    next: nextAction(ring, state, gates, targetRows),
+    adopted,
+    next: adopted ? nextAction(ring, state, gates, targetRows) : `not adopted yet: \`stem-rotor adopt ${ring.name}\` records its keys and how old they are (add --created DATE when they are older than their ids say)`,
   };
 }
 
