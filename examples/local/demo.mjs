@@ -56,8 +56,12 @@ checkProducerToWorker();
 while (phase() !== 'stable') {
   const result = rotor(['rotate', 'advance', 'demo', '--config', config], { allow: [0, 3] });
   if (result.status === 3) {
-    process.stdout.write(`  blocked by a gate: ${result.stderr.split('\n').find((line) => line.includes('- ')) ?? ''}\n  waiting…\n`);
-    await sleep(1000);
+    process.stdout.write(`  blocked by a gate: ${result.stderr.split('\n').find((line) => line.includes('- ')) ?? ''}\n`);
+    for (let left = 2; left > 0; left -= 1) {
+      process.stdout.write(`  waiting… ${left}s\r`);
+      await sleep(1000);
+    }
+    process.stdout.write('                 \r');
     continue;
   }
   console.log(`\n== phase: ${phase()}`);
@@ -65,5 +69,9 @@ while (phase() !== 'stable') {
 }
 
 rotor(['check', 'demo', '--config', config]);
-rotor(['audit', 'demo', '--config', config]);
+// a short summary of the audit trail, not the raw JSON: `stem-rotor audit demo --json` has all of it
+const audit = JSON.parse(spawnSync(process.execPath, [bin, 'audit', 'demo', '--config', config, '--json'], { encoding: 'utf8' }).stdout);
+const done = audit.filter((event) => event.outcome === 'ok' && event.details?.transition);
+console.log(`\n== audit trail: ${audit.length} records, hash-chained (stem-rotor audit --verify)`);
+for (const event of done) console.log(`  ${event.time}  ${event.details.transition.padEnd(8)} → phase ${event.details.phase}, active ${event.details.activeKeyId}`);
 console.log(`\nDone: ring "demo" rotated through added → activated → stable. Files are in ${dir}`);

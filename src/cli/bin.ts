@@ -139,6 +139,14 @@ program
     process.stdout.write(completionScript(shell, program));
   });
 
+configCommand
+  .command('reference')
+  .description('print the configuration reference (Markdown): every field, its type, default and meaning')
+  .action(async () => {
+    const { configReference } = await import('../config/reference.js');
+    process.stdout.write(`${configReference()}\n`);
+  });
+
 json(program.command('init'))
   .description('write a runnable local example (ring "demo" on dotenv files + file store)')
   .requiredOption('--dir <dir>', 'where to write it')

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 const PROGRAMS: Readonly<Record<string, string>> = {
   'redis-server': 'redis-server',
   prometheus: 'prometheus',
+  promtool: 'prometheus', // the shipped alert rules are checked and unit-tested
   openssl: 'openssl',
   setpriv: 'util-linux', // permission cases run the CLI as an unprivileged uid
   mkfifo: 'coreutils',
