@@ -1,7 +1,7 @@
 /** What every ring command needs: the config, the store, an engine per ring. */
 import { systemClock } from '../clock.js';
 import { defaultConfigFile, findRing, loadConfig, type Config } from '../config/load.js';
-import { RingEngine, type Actor } from '../engine/engine.js';
+import { RingEngine, currentActor, type Actor } from '../engine/engine.js';
 import { createFileStore } from '../store/file.js';
 import type { StateStore } from '../store/types.js';
 import type { Log } from './log.js';
@@ -43,10 +43,13 @@ export async function createContext(options: CommonOptions, log?: Log): Promise<
   openStores.push(store);
   const progress = log ? (line: string) => log.info(line) : undefined;
   const notify = config.notify.length > 0 ? (await import('../notify/index.js')).createNotifier(config.notify.map((sink) => ({ ...sink, name: sink.name ?? sink.type }))) : undefined;
+  // `run` builds an engine per ring: look rings up by name and ask the OS who we are once, not per ring
+  const rings = new Map(config.rings.map((ring) => [ring.name, ring]));
+  const self = currentActor();
   return {
     config,
     store,
-    engine: (ring, actor) => new RingEngine(findRing(config, ring), { store, clock: systemClock, leaseTtlMs: config.store.leaseTtl, ...(progress ? { progress } : {}), ...(actor ? { actor } : {}), ...(notify ? { notify } : {}) }),
+    engine: (ring, actor) => new RingEngine(rings.get(ring) ?? findRing(config, ring), { store, clock: systemClock, leaseTtlMs: config.store.leaseTtl, actor: actor ?? self, ...(progress ? { progress } : {}), ...(notify ? { notify } : {}) }),
     close: async () => {
       openStores.splice(openStores.indexOf(store), 1);
       await store.close();
