@@ -33,13 +33,22 @@ export async function applyTransition(session: RingSession, initial: InFlight, l
   for (const [id, key] of ensured.generated) fingerprints.set(id, keyFingerprint(session.ring.algorithm, key));
 
   const handles = writeOrder(await session.targets());
+  // Saves run one at a time; records that arrive while one is being written go into the next save
+  // together (a wave of parallel writes costs two or three saves, not two per target). A record's
+  // promise settles once a save that holds it is durable, so "record, then write" still holds.
   let saving = Promise.resolve();
+  let queued: ((current: InFlight) => InFlight)[] = [];
+  let batch: Promise<void> | null = null;
   const save = (next: (current: InFlight) => InFlight): Promise<void> => {
-    saving = saving.then(async () => {
-      state = next(state);
+    queued.push(next);
+    batch ??= saving = saving.then(async () => {
+      batch = null;
+      const records = queued;
+      queued = [];
+      for (const record of records) state = record(state);
       await session.deps.store.save(state, lease);
     });
-    return saving;
+    return batch;
   };
 
   /** A verified write's after-write step (workload restarts, then restart hooks): recorded pending, run, recorded done. */

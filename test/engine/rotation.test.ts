@@ -298,3 +298,30 @@ describe('refusing conflicting or unparseable targets (S7) — nothing written a
     await expectRefusal(h, () => writeFileSync(h.path('workers'), `${readFileSync(h.path('workers'), 'utf8')}STEM_SIGNING_ACTIVE_KEY=other\n`), /assigned twice/);
   });
 });
+
+describe('state saves', () => {
+  it('a wave of parallel writes shares its saves: revoking across 12 targets saves a handful of times, not twice per target', async () => {
+    const h = createHarness({ targets: Array.from({ length: 12 }, (_, index) => ({ name: `t${index}` })) });
+    const store = h.deps().store;
+    let saves = 0;
+    const save: typeof store.save = (...args) => ((saves += 1), store.save(...args));
+    const counting = new Proxy(store, {
+      get(target, property) {
+        if (property === 'save') return save;
+        const value: unknown = Reflect.get(target, property);
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const engine = h.engine({ store: counting });
+    await engine.start();
+    saves = 0;
+    const result = await engine.revoke('ring-20260101-0001', { reason: 'leak' });
+    expect(result.writes.filter((write) => 'status' in write && write.status === 'verified')).toHaveLength(12);
+    // plan + ~2 waves of records (writing, verified) + completion; one save per record would be 26
+    expect(saves).toBeLessThanOrEqual(8);
+    expect(saves).toBeGreaterThanOrEqual(3);
+    const state = await store.load('ring');
+    expect(state?.transition).toBeNull();
+    expect(state?.revokedKeyIds).toEqual(['ring-20260101-0001']);
+  });
+});
