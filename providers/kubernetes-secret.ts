@@ -5,7 +5,7 @@
  * Optionally restarts named workloads after a write — Deployments, StatefulSets and DaemonSets the
  * way `kubectl rollout restart` does (a `kubectl.kubernetes.io/restartedAt` pod-template
  * annotation), Argo Rollouts through `spec.restartAt` — and reports how far their controllers got.
- * Records Kubernetes Events on the Secret.
+ * Records Kubernetes Events on the Secret and the workloads it restarts.
  */
 import type { AppsV1Api, CoreV1Api, CustomObjectsApi, V1Secret } from '@kubernetes/client-node';
 import type { RingEvent, WorkloadKind, WorkloadRollout } from '../src/core/types.js';
@@ -228,33 +228,42 @@ export class KubernetesSecretProvider implements Provider {
     );
   }
 
-  /** An Event on the Secret: `kubectl describe secret` lists what stem-rotor did with it. */
+  /**
+   * An Event on the Secret and on each workload it restarts: `kubectl describe` on any of them lists
+   * what stem-rotor did. Every object gets its Event; the first failure is then reported.
+   */
   async recordEvent(event: RingEvent): Promise<void> {
     const { core } = await this.getClients();
     const now = (this.options.now ?? (() => new Date()))();
-    const { namespace, name } = this.options;
-    try {
-      await core.createNamespacedEvent({
-        namespace,
-        body: {
-          metadata: { generateName: `${name}.stem-rotor.`, namespace },
-          involvedObject: { apiVersion: 'v1', kind: 'Secret', name, namespace },
-          type: event.type,
-          reason: event.reason,
-          message: event.message,
-          source: { component: 'stem-rotor' },
-          reportingComponent: 'stem-rotor',
-          reportingInstance: 'stem-rotor',
-          action: event.reason,
-          firstTimestamp: now,
-          lastTimestamp: now,
-          eventTime: now as never,
-          count: 1,
-        },
-      });
-    } catch (error) {
-      this.fail('event on', error);
-    }
+    const { namespace } = this.options;
+    const objects = [
+      { apiVersion: 'v1', kind: 'Secret', name: this.options.name, namespace },
+      ...(this.options.restart ?? []).map(({ kind, name }) => ({ apiVersion: kind === 'Rollout' ? `${ARGO.group}/${ARGO.version}` : 'apps/v1', kind, name, namespace })),
+    ];
+    const outcomes = await Promise.allSettled(
+      objects.map((involvedObject) =>
+        core.createNamespacedEvent({
+          namespace,
+          body: {
+            metadata: { generateName: `${involvedObject.name}.stem-rotor.`, namespace },
+            involvedObject,
+            type: event.type,
+            reason: event.reason,
+            message: event.message,
+            source: { component: 'stem-rotor' },
+            reportingComponent: 'stem-rotor',
+            reportingInstance: 'stem-rotor',
+            action: event.reason,
+            firstTimestamp: now,
+            lastTimestamp: now,
+            eventTime: now as never,
+            count: 1,
+          },
+        }),
+      ),
+    );
+    const failed = outcomes.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
+    if (failed) this.fail('event on', failed.reason);
   }
 }
 

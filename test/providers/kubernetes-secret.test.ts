@@ -94,9 +94,14 @@ describe('kubernetes-secret provider', () => {
     await expect(target.restartStatus?.()).rejects.toThrow(/read of StatefulSet stem\/beat/);
   });
 
-  it('records Events on the Secret for kubectl describe', async () => {
-    await provider().recordEvent?.({ type: 'Warning', reason: 'GateBlocked', message: 'activate blocked: stem-workers (wait)' });
-    expect(kube.events.at(-1)).toMatchObject({ involvedObject: { kind: 'Secret', name: 'signing', namespace: 'stem' }, type: 'Warning', reason: 'GateBlocked', message: 'activate blocked: stem-workers (wait)', source: { component: 'stem-rotor' } });
+  it('records Events on the Secret and the workloads it restarts, for kubectl describe', async () => {
+    await provider({ restart: [{ kind: 'Deployment', name: 'workers' }, { kind: 'Rollout', name: 'api' }] }).recordEvent?.({ type: 'Warning', reason: 'GateBlocked', message: 'activate blocked: stem-workers (wait)' });
+    expect(kube.events.map((event) => event.involvedObject)).toEqual([
+      { apiVersion: 'v1', kind: 'Secret', name: 'signing', namespace: 'stem' },
+      { apiVersion: 'apps/v1', kind: 'Deployment', name: 'workers', namespace: 'stem' },
+      { apiVersion: 'argoproj.io/v1alpha1', kind: 'Rollout', name: 'api', namespace: 'stem' },
+    ]);
+    expect(kube.events[0]).toMatchObject({ type: 'Warning', reason: 'GateBlocked', message: 'activate blocked: stem-workers (wait)', source: { component: 'stem-rotor' } });
     kube.forbidden.add('create events');
     await expect(provider().recordEvent?.({ type: 'Normal', reason: 'PhaseChanged', message: 'x' })).rejects.toThrow(/forbidden/);
   });
