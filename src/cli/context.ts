@@ -42,7 +42,7 @@ export async function createContext(options: CommonOptions, log?: Log): Promise<
   const store = await openStore(config);
   openStores.push(store);
   const progress = log ? (line: string) => log.info(line) : undefined;
-  const notify = config.notify.length > 0 ? (await import('../notify/index.js')).createNotifier(config.notify.map((sink) => ({ ...sink, name: sink.name ?? sink.type }))) : undefined;
+  const notify = config.notify.length > 0 ? (await import('../notify/index.js')).createNotifier(config.notify) : undefined;
   // `run` builds an engine per ring: look rings up by name and ask the OS who we are once, not per ring
   const rings = new Map(config.rings.map((ring) => [ring.name, ring]));
   const self = currentActor();

@@ -33,7 +33,8 @@ export type ConfigWarning = ConfigFinding & { readonly ring: string };
 export interface Config {
   readonly path: string;
   readonly store: StoreConfig;
-  readonly notify: readonly NotifySink[];
+  /** Every sink named: its own name, else `<type>-<position>`. */
+  readonly notify: readonly (NotifySink & { readonly name: string })[];
   readonly rings: readonly RingConfig[];
   readonly warnings: readonly ConfigWarning[];
 }

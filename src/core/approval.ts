@@ -27,8 +27,10 @@ export function nextStep(state: RingState): NextStep | null {
 export function recordApproval(state: RingState, by: Actor, reason: string, now: string): RingState & { readonly approval: Approval } {
   const next = nextStep(state);
   if (!next) {
-    const why = state.transition ? `its ${state.transition.kind} is still being written; finish it first` : 'it is stable: there is no step to approve';
-    throw new InvalidTransitionError(`ring "${state.ring}": nothing to approve (${why})`);
+    const why = state.transition
+      ? `its ${state.transition.kind} is still being written); finish it first: \`stem-rotor rotate advance ${state.ring}\``
+      : `it is stable: there is no step to approve); a rotation starts with \`stem-rotor rotate start ${state.ring}\``;
+    throw new InvalidTransitionError(`ring "${state.ring}": nothing to approve (${why}`);
   }
   return { ...state, approval: { by, at: now, reason, step: next.step, subject: next.subject }, updatedAt: now };
 }

@@ -37,7 +37,7 @@ function adoptedKeys(engine: RingEngine, state: RingState, created: Date | undef
 
 export async function adoptRing(engine: RingEngine, options: { readonly created?: Date }): Promise<AdoptReport> {
   const now = engine.deps.clock.now();
-  if (options.created && options.created > now) throw new ConfigError(`--created ${options.created.toISOString()} is in the future`);
+  if (options.created && options.created > now) throw new ConfigError(`--created ${options.created.toISOString()} is in the future; give the date the keys were created, or leave it out: \`stem-rotor adopt ${engine.ring.name}\``);
   const name = engine.ring.name;
   return engine.withLease('adopt', async (lease) => {
     if (await engine.deps.store.load(name)) {

@@ -176,7 +176,7 @@ export class RingEngine extends RingSession {
   /** A recorded refusal: audited, then the rotation is aborted. */
   async deny(reason: string): Promise<StepResult> {
     const { state } = await this.currentState();
-    if (!state.rotation && !state.transition) throw new InvalidTransitionError(`ring "${this.ring.name}" has no rotation to deny`);
+    if (!state.rotation && !state.transition) throw new InvalidTransitionError(`ring "${this.ring.name}" has no rotation to deny; \`stem-rotor status ${this.ring.name}\` shows what it is doing`);
     await this.audit('deny', 'ok', { reason, rotation: state.rotation?.id ?? null, step: nextStep(state)?.step ?? null });
     return this.abort({ reason: `denied by ${this.actor.user}: ${reason}` });
   }

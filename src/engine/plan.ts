@@ -24,10 +24,12 @@ import type { Override, PlannedWrite, StepIds, StepOptions, StepResult } from '.
 export async function evaluateStepGates(session: RingSession, state: RingState, options: StepOptions): Promise<{ gates: GateResult[]; progressed: RingState | null }> {
   const slot = nextStepSlot(state);
   if (!slot) return { gates: [], progressed: null };
-  const stem = session.ring.stem ? new StemSources(session.ring.stem) : null;
+  const toEvaluate = gatesBefore(session.ring, slot);
+  // a stable ring without windows has no gate before its start: open no Stem connection for it
+  const stem = session.ring.stem && toEvaluate.length > 0 ? new StemSources(session.ring.stem) : null;
   let results: GateResult[];
   try {
-    results = await evaluateGates(gatesBefore(session.ring, slot), { ring: session.ring, state, slot, now: session.deps.clock.now(), stem, restarts: () => session.restartStatus() });
+    results = toEvaluate.length === 0 ? [] : await evaluateGates(toEvaluate, { ring: session.ring, state, slot, now: session.deps.clock.now(), stem, restarts: () => session.restartStatus() });
   } finally {
     await stem?.close();
   }

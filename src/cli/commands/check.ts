@@ -48,7 +48,7 @@ interface SinkReport {
 function notifySinks(sinks: Config['notify'], events: readonly AuditEvent[], now: Date): SinkReport[] {
   const since = now.getTime() - 86_400_000;
   return sinks.map((sink) => {
-    const name = sink.name ?? sink.type;
+    const { name } = sink;
     const variable = sink.type === 'webhook' ? sink.secretEnv : sink.type === 'slack' ? sink.urlEnv : null;
     const describe = sink.type === 'webhook' ? `webhook ${new URL(sink.url).origin}` : sink.type === 'slack' ? `slack via $${sink.urlEnv}` : `exec ${sink.command[0]}`;
     const failed = events.filter((event) => event.action === 'notify' && event.outcome === 'failed' && event.details?.sink === name && Date.parse(event.time) >= since);
