@@ -99,9 +99,13 @@ export class RingEngine extends RingSession {
     ));
   }
 
-  /** `run --once` for this ring: resume, start when the key is too old, advance when allowed. */
-  async runOnce(): Promise<StepResult> {
-    const { state } = await this.currentState();
+  /**
+   * `run --once` for this ring: resume, start when the key is too old, advance when allowed.
+   * `stored`: its state as just read with others' (undefined: read it now); every step that writes
+   * reads it again under the lease.
+   */
+  async runOnce(stored?: RingState | null): Promise<StepResult> {
+    const { state } = await this.currentState(undefined, stored);
     if (state.transition) return this.advance();
     const now = this.deps.clock.now();
     if (!state.rotation) {

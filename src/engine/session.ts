@@ -97,8 +97,8 @@ export class RingSession {
   }
 
   /** The stored state, or — first time — one built from the targets, which must agree. */
-  async currentState(reads?: readonly TargetRead[]): Promise<{ state: RingState; bootstrapped: boolean }> {
-    const stored = await this.deps.store.load(this.ring.name);
+  async currentState(reads?: readonly TargetRead[], known?: RingState | null): Promise<{ state: RingState; bootstrapped: boolean }> {
+    const stored = known === undefined ? await this.deps.store.load(this.ring.name) : known;
     if (stored) {
       if (stored.algorithm !== this.ring.algorithm) {
         throw new ConfigError(`ring "${this.ring.name}" is configured as ${this.ring.algorithm} but its state is ${stored.algorithm}; changing algorithm needs a new ring`);

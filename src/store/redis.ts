@@ -114,10 +114,33 @@ export class RedisStore implements StateStore {
     return `${this.prefix}:ring:{${ring}}:${kind}`;
   }
 
+  private parseState(ring: string, text: string | null): RingState | null {
+    return text === null ? null : parseStoredState(text, `Redis key ${this.key('state', ring)} field "state"`, ring);
+  }
+
   async load(ring: string): Promise<RingState | null> {
-    const key = this.key('state', ring);
-    const text = await (await this.redis()).hget(key, 'state');
-    return text === null ? null : parseStoredState(text, `Redis key ${key} field "state"`, ring);
+    return this.parseState(ring, await (await this.redis()).hget(this.key('state', ring), 'state'));
+  }
+
+  /**
+   * One pipeline of HGETs: one round trip and one socket write for the lot. A ring whose state
+   * cannot be read or parsed is left out, so its own `load` reports it and the others go on.
+   */
+  async loadMany(rings: readonly string[]): Promise<ReadonlyMap<string, RingState | null>> {
+    const pipeline = (await this.redis()).pipeline();
+    for (const ring of rings) pipeline.hget(this.key('state', ring), 'state');
+    const replies = (await pipeline.exec()) ?? [];
+    const states = new Map<string, RingState | null>();
+    rings.forEach((ring, index) => {
+      const [error, text] = replies[index] ?? [new Error('no reply')];
+      if (error) return;
+      try {
+        states.set(ring, this.parseState(ring, (text as string | null) ?? null));
+      } catch {
+        // left for load(ring) to report
+      }
+    });
+    return states;
   }
 
   async save(state: RingState, lease: Lease): Promise<void> {

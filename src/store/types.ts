@@ -38,6 +38,8 @@ export interface AcquireOptions {
 
 export interface StateStore {
   load(ring: string): Promise<RingState | null>;
+  /** Many rings' states in one round trip, where the store can (a pass over thousands of rings). */
+  loadMany?(rings: readonly string[]): Promise<ReadonlyMap<string, RingState | null>>;
   /** Fenced: fails unless `lease` is still the ring's current lease; renews it. */
   save(state: RingState, lease: Lease): Promise<void>;
   acquire(ring: string, options: AcquireOptions): Promise<Lease>;

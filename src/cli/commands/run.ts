@@ -3,6 +3,7 @@ import { ConfigError, ExitCode, LeaseHeldError, isRotorError } from '../../error
 import type { StepResult } from '../../engine/engine.js';
 import { createContext, print, type CommonOptions } from '../context.js';
 import type { StatusReport } from '../../engine/status.js';
+import type { RingState } from '../../core/types.js';
 import { createLog, type Log } from '../log.js';
 import { formatStep } from './format.js';
 import type { RotorMetrics } from '../metrics.js';
@@ -24,14 +25,21 @@ interface Pass {
   readonly statuses: StatusReport[];
 }
 
+const PRELOAD_BATCH = 500;
+
 async function runPass(options: RunOptions, log: Log, shouldStop: () => boolean, withStatus: boolean): Promise<Pass> {
   const context = await createContext(options, log);
   const outcomes: RingOutcome[] = [];
   const statuses: StatusReport[] = [];
-  for (const ring of context.config.rings) {
+  let preloaded: ReadonlyMap<string, RingState | null> = new Map();
+  for (const [index, ring] of context.config.rings.entries()) {
     if (shouldStop()) break;
+    if (index % PRELOAD_BATCH === 0 && context.store.loadMany) {
+      // States in batches (one round trip each, not one per ring); each read just before its rings run.
+      preloaded = await context.store.loadMany(context.config.rings.slice(index, index + PRELOAD_BATCH).map((r) => r.name));
+    }
     try {
-      outcomes.push(await context.engine(ring.name).runOnce());
+      outcomes.push(await context.engine(ring.name).runOnce(preloaded.get(ring.name)));
     } catch (error) {
       if (error instanceof LeaseHeldError) {
         outcomes.push({ ring: ring.name, outcome: 'skipped', message: error.message });
