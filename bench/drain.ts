@@ -1,21 +1,29 @@
 /**
  * The ceiling for `backlog-scan`: a minimal client that reads the same pages — XRANGE of every
- * stream, ZRANGE of every delayed set, COUNT = the scan's batch size — on as many connections, and
- * throws them away after finding where each reply ends. Whatever the scan does beyond this is
- * its own cost.
+ * stream in the same id ranges, ZRANGE of every delayed set in the same rank ranges, COUNT = the
+ * scan's batch size — on as many connections, and throws them away after finding where each reply
+ * ends. Whatever the scan does beyond this is its own cost.
  */
 import { connect, type Socket } from 'node:net';
+import { ENTRIES_PER_UNIT, splitRange } from '../src/stem/backlog.js';
 
 /** Offset just past the RESP value starting at `at`, or -1 when the buffer ends first. */
 function skipValue(buffer: Buffer, at: number): number {
   const type = buffer[at];
-  const lineEnd = buffer.indexOf(13, at);
-  if (lineEnd === -1 || lineEnd + 1 >= buffer.length) return -1;
-  const size = Number(buffer.toString('latin1', at + 1, lineEnd));
-  let next = lineEnd + 2;
-  if (type === 0x24) return size < 0 ? next : next + size + 2 <= buffer.length ? next + size + 2 : -1;
-  if (type !== 0x2a) return next;
-  for (let i = 0; i < size; i += 1) {
+  let size = 0;
+  let negative = false;
+  let i = at + 1;
+  for (; i < buffer.length; i += 1) {
+    const byte = buffer[i] as number;
+    if (byte === 13) break;
+    if (byte === 0x2d) negative = true;
+    else size = size * 10 + byte - 48;
+  }
+  if (i + 1 >= buffer.length) return -1;
+  let next = i + 2;
+  if (type === 0x24) return negative ? next : next + size + 2 <= buffer.length ? next + size + 2 : -1;
+  if (type !== 0x2a || negative) return next;
+  for (let element = 0; element < size; element += 1) {
     next = skipValue(buffer, next);
     if (next === -1) return -1;
   }
@@ -94,33 +102,41 @@ class DrainConnection {
   }
 }
 
-/** Reads every page of `streams` and `zsets`; returns how many elements it read. */
-export async function drainPages(port: number, streams: readonly string[], zsets: readonly string[], batchSize: number, concurrency = 4): Promise<number> {
+/** Reads every page of `streams` ({key, first and last id, length}) and `zsets` ({key, size}) in the scan's units; returns how many elements it read. */
+export async function drainPages(port: number, streams: readonly { key: string; firstId: string; lastId: string; length: number }[], zsets: readonly { key: string; size: number }[], batchSize: number, concurrency = 4): Promise<number> {
   const work: ((connection: DrainConnection) => Promise<number>)[] = [
-    ...streams.map((stream) => async (connection: DrainConnection) => {
-      let read = 0;
-      for (let start = '-'; ; ) {
-        const reply = await connection.command(['XRANGE', stream, start, '+', 'COUNT', String(batchSize)], true);
-        read += reply.count;
-        if (reply.count < batchSize || reply.lastId === null) return read;
-        start = `(${reply.lastId}`;
-      }
-    }),
-    ...zsets.map((key) => async (connection: DrainConnection) => {
-      let read = 0;
-      for (let rank = 0; ; rank += batchSize) {
-        const reply = await connection.command(['ZRANGE', key, String(rank), String(rank + batchSize - 1)], false);
-        read += reply.count;
-        if (reply.count < batchSize) return read;
-      }
-    }),
+    ...zsets.flatMap(({ key, size }) =>
+      Array.from({ length: Math.max(1, Math.ceil(size / ENTRIES_PER_UNIT)) }, (_, index) => async (connection: DrainConnection) => {
+        let read = 0;
+        const to = Math.min(size, (index + 1) * ENTRIES_PER_UNIT);
+        for (let rank = index * ENTRIES_PER_UNIT; rank < to; rank += batchSize) {
+          read += (await connection.command(['ZRANGE', key, String(rank), String(Math.min(rank + batchSize, to) - 1)], false)).count;
+        }
+        return read;
+      }),
+    ),
+    ...streams.flatMap((stream) =>
+      splitRange(stream.firstId, stream.lastId, Math.ceil(stream.length / ENTRIES_PER_UNIT)).map((range, index, all) => async (connection: DrainConnection) => {
+        const end = index === all.length - 1 ? '+' : range.end;
+        let read = 0;
+        for (let start = range.start; ; ) {
+          const reply = await connection.command(['XRANGE', stream.key, start, end, 'COUNT', String(batchSize)], true);
+          read += reply.count;
+          if (reply.count < batchSize || reply.lastId === null) return read;
+          start = `(${reply.lastId}`;
+        }
+      }),
+    ),
   ];
   let total = 0;
   await Promise.all(
     Array.from({ length: Math.min(concurrency, work.length) }, async () => {
       const connection = await DrainConnection.open(port);
       try {
-        for (let next = work.shift(); next; next = work.shift()) total += await next(connection);
+        for (let next = work.shift(); next; next = work.shift()) {
+          const read = await next(connection);
+          total += read;
+        }
       } finally {
         connection.close();
       }

@@ -168,12 +168,20 @@ async function backlogScanAt(per: number, suffix: string): Promise<Figure[]> {
     const endpoint = { url, connectTimeout: 5000, commandTimeout: 600_000 };
     const redis = await connectRedis(endpoint, 'bench');
     try {
-      const { streams, delayed } = await seedBacklog(redis, per);
+      const { streams: keys, delayed } = await seedBacklog(redis, per);
+      const streams = await Promise.all(
+        keys.map(async (key) => {
+          const [first] = (await redis.xrange(key, '-', '+', 'COUNT', 1)) as [string, string[]][];
+          const [last] = (await redis.xrevrange(key, '+', '-', 'COUNT', 1)) as [string, string[]][];
+          return { key, firstId: first?.[0] ?? '-', lastId: last?.[0] ?? '+', length: await redis.xlen(key) };
+        }),
+      );
+      const zsets = await Promise.all(delayed.map(async (key) => ({ key, size: await redis.zcard(key) })));
       const envelopes = per * 5;
       let drain = Number.POSITIVE_INFINITY;
       let scan = { seconds: Number.POSITIVE_INFINITY, rssGrowthMb: 0 };
       for (let round = 0; round < 2; round += 1) {
-        const drained = await measured(() => drainPages(port, streams, delayed, BACKLOG_OPTIONS.batchSize));
+        const drained = await measured(() => drainPages(port, streams, zsets, BACKLOG_OPTIONS.batchSize));
         if (drained.result !== envelopes) throw new Error(`the drain read ${drained.result} of ${envelopes}`);
         drain = Math.min(drain, drained.seconds);
         const scanned = await measured(() => countBacklog(redis, endpoint, BACKLOG_OPTIONS));

@@ -10,6 +10,8 @@ import { SIGNATURE_KEY_HEADER } from './canonical.js';
 import { consumerGroups, scanKeys } from './redis-scan.js';
 import { compareIds } from './stream-format.js';
 import { StreamReader, type EntryView } from './stream-reader.js';
+import { KeyIdMatcher, type Signer } from './resp.js';
+import { EnvelopeScan } from './envelope-scan.js';
 
 export interface BacklogCount {
   scanned: number;
@@ -60,37 +62,48 @@ class Tally {
   readonly total = emptyCount();
   readonly retained = emptyCount();
   readonly bySource: BacklogReport['bySource'][number][] = [];
-  private readonly keyIds: ReadonlySet<string>;
+  readonly matcher: KeyIdMatcher;
   private readonly afterMs: number;
 
   constructor(options: BacklogOptions) {
-    this.keyIds = new Set(options.keyIds);
+    this.matcher = new KeyIdMatcher(options.keyIds);
     this.afterMs = options.after.getTime();
   }
 
   /** A counter for one source; `enqueuedAt` is only read for envelopes signed with a counted key. */
-  source(key: string, source: BacklogSource, group?: string): (keyId: string | null | undefined, enqueuedAt: () => unknown) => void {
+  source(key: string, source: BacklogSource, group?: string): Counter {
     const count = emptyCount();
     this.bySource.push({ key, source, ...(group === undefined ? {} : { group }), count });
     const overall = source === 'broadcast-retained' ? this.retained : this.total;
-    return (keyId, enqueuedAt) => {
-      for (const into of [count, overall]) {
-        into.scanned += 1;
-        if (keyId === undefined) into.unparseable += 1;
-        else if (keyId === null) into.unsigned += 1;
-        else if (this.keyIds.has(keyId)) {
-          into.signed += 1;
-          const text = enqueuedAt();
-          const at = typeof text === 'string' ? Date.parse(text) : Number.NaN;
-          if (Number.isNaN(at) || at > this.afterMs) into.signedAfter += 1;
+    return (signer, enqueuedAt) => {
+      count.scanned += 1;
+      overall.scanned += 1;
+      if (signer === 'other') return;
+      if (signer === 'unparseable') {
+        count.unparseable += 1;
+        overall.unparseable += 1;
+      } else if (signer === 'unsigned') {
+        count.unsigned += 1;
+        overall.unsigned += 1;
+      } else {
+        count.signed += 1;
+        overall.signed += 1;
+        const text = enqueuedAt();
+        const at = typeof text === 'string' ? Date.parse(text) : Number.NaN;
+        if (Number.isNaN(at) || at > this.afterMs) {
+          count.signedAfter += 1;
+          overall.signedAfter += 1;
         }
       }
     };
   }
 }
 
+type Counter = (signer: Signer, enqueuedAt: () => unknown) => void;
 
 type Unit = (reader: StreamReader) => Promise<void>;
+
+export const ENTRIES_PER_UNIT = 50_000;
 
 
 function idMs(id: string): number {
@@ -101,7 +114,7 @@ function idMs(id: string): number {
  * Splits [from, to] (ids; `from` may be exclusive "(…") into `parts` ranges by id time, so one big
  * stream is read on several connections at once. Each range is [start, end) except the last.
  */
-function splitRange(from: string, to: string, parts: number): { start: string; end: string }[] {
+export function splitRange(from: string, to: string, parts: number): { start: string; end: string }[] {
   const low = from === '-' ? Number.NaN : idMs(from.replace('(', ''));
   const high = to === '+' ? Number.NaN : idMs(to);
   if (parts <= 1 || Number.isNaN(low) || Number.isNaN(high) || high - low < parts) return [{ start: from, end: to }];
@@ -110,20 +123,20 @@ function splitRange(from: string, to: string, parts: number): { start: string; e
   return [from, ...bounds.map((ms) => `${ms}-0`)].map((start, i) => ({ start, end: i < bounds.length ? `(${bounds[i]}-0` : to }));
 }
 
-async function readUndelivered(reader: StreamReader, stream: string, range: { start: string; end: string }, batchSize: number, count: ReturnType<Tally['source']>): Promise<void> {
+async function readUndelivered(reader: StreamReader, stream: string, range: { start: string; end: string }, batchSize: number, matcher: KeyIdMatcher, count: Counter): Promise<void> {
   for (let start = range.start; ; ) {
     let seen = 0;
     const last = await reader.entries([['XRANGE', stream, start, range.end, 'COUNT', String(batchSize)]], (entry) => {
       seen += 1;
-      count(entry.keyId(), () => entry.enqueuedAt());
+      count(entry.signer(matcher), () => entry.enqueuedAt());
     });
     if (seen < batchSize || last === null) break;
     start = `(${last}`;
   }
 }
 
-async function readPendingIds(reader: StreamReader, stream: string, group: string, range: { start: string; end: string }, batchSize: number, count: ReturnType<Tally['source']>): Promise<void> {
-  const onPending = (entry: EntryView) => count(entry.keyId(), () => entry.enqueuedAt());
+async function readPendingIds(reader: StreamReader, stream: string, group: string, range: { start: string; end: string }, batchSize: number, matcher: KeyIdMatcher, count: Counter): Promise<void> {
+  const onPending = (entry: EntryView) => count(entry.signer(matcher), () => entry.enqueuedAt());
   const xpending = (start: string) => ['XPENDING', stream, group, start, range.end, String(batchSize)];
   let ids = await reader.strings(xpending(range.start));
   while (ids.length > 0) {
@@ -150,7 +163,7 @@ function field(reply: unknown[], name: string): unknown {
  */
 async function planStream(redis: Redis, tally: Tally, stream: string, options: BacklogOptions): Promise<Unit[]> {
   const { batchSize } = options;
-  const perUnit = options.entriesPerUnit ?? 50_000;
+  const perUnit = options.entriesPerUnit ?? ENTRIES_PER_UNIT;
   const info = (await redis.xinfo('STREAM', stream)) as unknown[];
   const length = Number(field(info, 'length') ?? 0);
   const lastId = String(field(info, 'last-generated-id') ?? '+');
@@ -162,7 +175,7 @@ async function planStream(redis: Redis, tally: Tally, stream: string, options: B
   const firstId = Array.isArray(firstEntry) ? String(firstEntry[0]) : '-';
   const undeliveredFrom = from === '-' ? firstId : from;
   const units: Unit[] = splitRange(undeliveredFrom, lastId, Math.ceil(length / perUnit)).map((range, index, all) => (reader) =>
-    readUndelivered(reader, stream, index === all.length - 1 ? { ...range, end: '+' } : range, batchSize, undelivered),
+    readUndelivered(reader, stream, index === all.length - 1 ? { ...range, end: '+' } : range, batchSize, tally.matcher, undelivered),
   );
   if (delivered === null) return units;
   const pending = tally.source(stream, 'pending');
@@ -172,7 +185,7 @@ async function planStream(redis: Redis, tally: Tally, stream: string, options: B
     // Entries after the earliest last-delivered id were counted above as not yet received by some group.
     const end = compareIds(maxId, delivered) > 0 ? delivered : maxId;
     const parts = Math.ceil(Number(pendingCount) / perUnit);
-    units.push(...splitRange(minId, end, parts).map((range) => (reader: StreamReader) => readPendingIds(reader, stream, group, range, batchSize, pending)));
+    units.push(...splitRange(minId, end, parts).map((range) => (reader: StreamReader) => readPendingIds(reader, stream, group, range, batchSize, tally.matcher, pending)));
   }
   return units;
 }
@@ -184,14 +197,14 @@ async function planStream(redis: Redis, tally: Tally, stream: string, options: B
 async function planBroadcast(redis: Redis, tally: Tally, stream: string, options: BacklogOptions): Promise<Unit[]> {
   const { batchSize } = options;
   const retained = tally.source(stream, 'broadcast-retained');
-  const units: Unit[] = [(reader) => readUndelivered(reader, stream, { start: '-', end: '+' }, batchSize, retained)];
+  const units: Unit[] = [(reader) => readUndelivered(reader, stream, { start: '-', end: '+' }, batchSize, tally.matcher, retained)];
   for (const [group, delivered] of await consumerGroups(redis, stream)) {
     const undelivered = tally.source(stream, 'broadcast-undelivered', group);
-    units.push((reader) => readUndelivered(reader, stream, { start: `(${delivered}`, end: '+' }, batchSize, undelivered));
+    units.push((reader) => readUndelivered(reader, stream, { start: `(${delivered}`, end: '+' }, batchSize, tally.matcher, undelivered));
     const [pendingCount, minId, maxId] = (await redis.xpending(stream, group)) as [number, string | null, string | null];
     if (!pendingCount || minId === null || maxId === null) continue;
     const pending = tally.source(stream, 'broadcast-pending', group);
-    units.push((reader) => readPendingIds(reader, stream, group, { start: minId, end: maxId }, batchSize, pending));
+    units.push((reader) => readPendingIds(reader, stream, group, { start: minId, end: maxId }, batchSize, tally.matcher, pending));
   }
   return units;
 }
@@ -206,8 +219,8 @@ async function readPendingRange(reader: StreamReader, ids: readonly string[], on
   const missed: string[] = [];
   await reader.readEntries((entry) => {
     const id = entry.id();
-    // pending ids no longer in the stream (deleted) are passed over
-    while (next < ids.length && compareIds(ids[next] as string, id) < 0) missed.push(ids[next++] as string);
+    // pending ids no longer in the stream (deleted) are passed over; usually the next one is this entry
+    if (ids[next] !== id) while (next < ids.length && compareIds(ids[next] as string, id) < 0) missed.push(ids[next++] as string);
     if (next < ids.length && ids[next] === id) {
       next += 1;
       onEntry(entry);
@@ -216,23 +229,40 @@ async function readPendingRange(reader: StreamReader, ids: readonly string[], on
   return [...missed, ...ids.slice(next)];
 }
 
-async function scanDelayed(reader: StreamReader, tally: Tally, key: string, batchSize: number): Promise<void> {
+/**
+ * A delayed set in units of `perUnit` ranks, each read in pages (a big set is read on several
+ * connections at once, and first, so no connection is left reading it alone at the end).
+ */
+async function planDelayed(redis: Redis, tally: Tally, key: string, options: BacklogOptions): Promise<Unit[]> {
   const count = tally.source(key, 'delayed');
-  for (let rank = 0; ; rank += batchSize) {
-    const members = await reader.strings(['ZRANGE', key, String(rank), String(rank + batchSize - 1)]);
-    for (const member of members) {
-      // A member is a whole Envelope.toJson(): args come before headers, so it must be decoded.
-      let envelope: { headers?: Record<string, unknown>; enqueuedAt?: unknown } | null = null;
-      try {
-        envelope = JSON.parse(member);
-      } catch {
-        envelope = null;
-      }
-      const headers = envelope?.headers;
-      const keyId = typeof headers !== 'object' || headers === null ? undefined : typeof headers[SIGNATURE_KEY_HEADER] === 'string' ? (headers[SIGNATURE_KEY_HEADER] as string) : null;
-      count(keyId, () => envelope?.enqueuedAt);
+  const size = await redis.zcard(key);
+  const perUnit = options.entriesPerUnit ?? ENTRIES_PER_UNIT;
+  const units = Math.max(1, Math.ceil(size / perUnit));
+  // the last unit reads on to the end: members added meanwhile are counted, not lost
+  return Array.from({ length: units }, (_, index) => (reader: StreamReader) => scanDelayed(reader, tally, key, { from: index * perUnit, to: index === units - 1 ? Number.POSITIVE_INFINITY : (index + 1) * perUnit }, options.batchSize, count));
+}
+
+async function scanDelayed(reader: StreamReader, tally: Tally, key: string, ranks: { from: number; to: number }, batchSize: number, count: Counter): Promise<void> {
+  const member = new EnvelopeScan();
+  const onMember = (buffer: Buffer, start: number, end: number) => {
+    if (member.scan(buffer, start, end)) {
+      count(member.signer(tally.matcher), () => member.enqueuedAt());
+      return;
     }
-    if (members.length < batchSize) break;
+    let envelope: { headers?: Record<string, unknown>; enqueuedAt?: unknown } | null = null;
+    try {
+      envelope = JSON.parse(buffer.toString('utf8', start, end));
+    } catch {
+      envelope = null;
+    }
+    const headers = envelope?.headers;
+    const keyId = typeof headers !== 'object' || headers === null ? undefined : typeof headers[SIGNATURE_KEY_HEADER] === 'string' ? (headers[SIGNATURE_KEY_HEADER] as string) : null;
+    count(tally.matcher.ofKeyId(keyId), () => envelope?.enqueuedAt);
+  };
+  for (let rank = ranks.from; rank < ranks.to; rank += batchSize) {
+    const last = Math.min(rank + batchSize, ranks.to) - 1;
+    const members = await reader.bulks(['ZRANGE', key, String(rank), String(last)], onMember);
+    if (members < last - rank + 1) break;
   }
 }
 
@@ -254,7 +284,8 @@ export async function countBacklog(redis: Redis, endpoint: RedisEndpoint, option
   const broadcasts = await scanKeys(redis, keys.broadcastPattern, 'stream');
   const streamUnits = await Promise.all(streams.map((stream) => planStream(redis, tally, stream, options)));
   const broadcastUnits = await Promise.all(broadcasts.map((stream) => planBroadcast(redis, tally, stream, options)));
-  const work: Unit[] = [...streamUnits.flat(), ...broadcastUnits.flat(), ...delayed.map((key) => (reader: StreamReader) => scanDelayed(reader, tally, key, options.batchSize))];
+  const delayedUnits = await Promise.all(delayed.map((key) => planDelayed(redis, tally, key, options)));
+  const work: Unit[] = [...delayedUnits.flat(), ...streamUnits.flat(), ...broadcastUnits.flat()];
   const workers = Math.max(1, Math.min(options.concurrency ?? 4, work.length));
   await Promise.all(
     Array.from({ length: workers }, async () => {

@@ -10,6 +10,38 @@ const HEADERS = Buffer.from('headers');
 const ENQUEUED_AT = Buffer.from('enqueuedAt');
 const KEY_HEADER = Buffer.from('"stem-signature-key":');
 
+/** Who signed an envelope, as the backlog counts it. */
+export type Signer = 'counted' | 'other' | 'unsigned' | 'unparseable';
+
+function sameBytes(buffer: Buffer, start: number, end: number, word: Buffer): boolean {
+  if (end - start !== word.length) return false;
+  for (let i = 0; i < word.length; i += 1) if (buffer[start + i] !== word[i]) return false;
+  return true;
+}
+
+/** The key ids being counted, matched as strings or as the UTF-8 bytes in a reply (nothing decoded). */
+export class KeyIdMatcher {
+  private readonly ids: ReadonlySet<string>;
+  private readonly bytes: readonly Buffer[];
+
+  constructor(keyIds: readonly string[]) {
+    this.ids = new Set(keyIds);
+    this.bytes = keyIds.map((id) => Buffer.from(id, 'utf8'));
+  }
+
+  /** A decoded key id: null is unsigned, undefined unparseable (see EntryView.keyId). */
+  ofKeyId(keyId: string | null | undefined): Signer {
+    if (keyId === undefined) return 'unparseable';
+    if (keyId === null) return 'unsigned';
+    return this.ids.has(keyId) ? 'counted' : 'other';
+  }
+
+  ofBytes(buffer: Buffer, start: number, end: number): Signer {
+    for (const id of this.bytes) if (sameBytes(buffer, start, end, id)) return 'counted';
+    return 'other';
+  }
+}
+
 /**
  * One entry of a reply, as offsets into the receive buffer: valid only during the callback. Nothing
  * is decoded unless asked for.
@@ -22,6 +54,8 @@ export class EntryView {
   headersEnd = -1;
   enqueuedStart = -1;
   enqueuedEnd = -1;
+  private keyStart = -1;
+  private keyEnd = -1;
 
   id(): string {
     return this.buffer.toString('latin1', this.idStart, this.idEnd);
@@ -37,8 +71,17 @@ export class EntryView {
 
   /** The entry's signing key id: a string, null (unsigned), or undefined (headers missing or not a JSON object). */
   keyId(): string | null | undefined {
-    const plain = this.plainKeyId();
-    if (plain !== null) return plain;
+    if (this.findPlainKeyId()) return this.buffer.toString('utf8', this.keyStart, this.keyEnd);
+    return this.decodedKeyId();
+  }
+
+  /** Who signed the entry; a plain key id is compared as bytes, not decoded. */
+  signer(matcher: KeyIdMatcher): Signer {
+    if (this.findPlainKeyId()) return matcher.ofBytes(this.buffer, this.keyStart, this.keyEnd);
+    return matcher.ofKeyId(this.decodedKeyId());
+  }
+
+  private decodedKeyId(): string | null | undefined {
     const headers = this.headers();
     if (headers === null) return undefined;
     try {
@@ -51,23 +94,47 @@ export class EntryView {
     }
   }
 
+  private searched: Buffer | null = null;
+  private searchedFrom = 0;
+  private found = -1;
+
   /**
-   * The `stem-signature-key` header found without decoding the JSON (a flat map of strings, so the
-   * key can only appear unescaped as a key); null when it is not plainly there.
+   * The first `"stem-signature-key":` at or after headersStart in the whole buffer. Entries without
+   * the header would each search to the end of the buffer, so the last answer is reused while it
+   * still lies ahead: every byte of a reply is searched at most once.
    */
-  private plainKeyId(): string | null {
-    if (this.headersStart < 0) return null;
-    const at = this.buffer.indexOf(KEY_HEADER, this.headersStart);
-    if (at === -1 || at >= this.headersEnd) return null;
-    let quote = at + KEY_HEADER.length;
-    while (quote < this.headersEnd && this.buffer[quote] === 0x20) quote += 1;
-    if (this.buffer[quote] !== 0x22) return null;
-    for (let end = quote + 1; end < this.headersEnd; end += 1) {
-      const byte = this.buffer[end];
-      if (byte === 0x5c) return null; // an escape: leave it to a real JSON decode
-      if (byte === 0x22) return this.buffer.toString('utf8', quote + 1, end);
+  private nextKeyHeader(): number {
+    const from = this.headersStart;
+    if (this.searched !== this.buffer || from < this.searchedFrom || (this.found !== -1 && from > this.found)) {
+      this.searched = this.buffer;
+      this.searchedFrom = from;
+      this.found = this.buffer.indexOf(KEY_HEADER, from);
     }
-    return null;
+    return this.found;
+  }
+
+  /**
+   * Finds the `stem-signature-key` header without decoding the JSON (a flat map of strings, so the
+   * key can only appear unescaped as a key) into keyStart/keyEnd; false when it is not plainly there.
+   */
+  private findPlainKeyId(): boolean {
+    if (this.headersStart < 0) return false;
+    const at = this.nextKeyHeader();
+    if (at === -1 || at >= this.headersEnd) return false;
+    const end = this.headersEnd;
+    let quote = at + KEY_HEADER.length;
+    while (quote < end && this.buffer[quote] === 0x20) quote += 1;
+    if (this.buffer[quote] !== 0x22) return false;
+    for (let close = quote + 1; close < end; close += 1) {
+      const byte = this.buffer[close];
+      if (byte === 0x5c) return false; // an escape: leave it to a real JSON decode
+      if (byte === 0x22) {
+        this.keyStart = quote + 1;
+        this.keyEnd = close;
+        return true;
+      }
+    }
+    return false;
   }
 }
 
@@ -143,9 +210,6 @@ export class Cursor {
   }
 }
 
-function isWord(buffer: Buffer, start: number, end: number, word: Buffer): boolean {
-  return end - start === word.length && buffer.compare(word, 0, word.length, start, end) === 0;
-}
 
 /** One entry `*2 $id *2k (field value)…` into `view`, or INCOMPLETE. */
 export function parseEntry(cursor: Cursor, view: EntryView): void {
@@ -161,10 +225,10 @@ export function parseEntry(cursor: Cursor, view: EntryView): void {
     const nameEnd = cursor.offset - 2;
     const valueStart = cursor.bulk();
     const valueEnd = cursor.offset - 2;
-    if (isWord(buffer, nameStart, nameEnd, HEADERS)) {
+    if (sameBytes(buffer, nameStart, nameEnd, HEADERS)) {
       view.headersStart = valueStart;
       view.headersEnd = valueEnd;
-    } else if (isWord(buffer, nameStart, nameEnd, ENQUEUED_AT)) {
+    } else if (sameBytes(buffer, nameStart, nameEnd, ENQUEUED_AT)) {
       view.enqueuedStart = valueStart;
       view.enqueuedEnd = valueEnd;
     }

@@ -148,13 +148,26 @@ export class StreamReader {
    */
   async readEntries(onEntry: (entry: EntryView) => void): Promise<string | null> {
     const view = new EntryView();
-    let lastId: string | null = null;
+    let any = false;
     await this.readArray((cursor) => {
       parseEntry(cursor, view);
       onEntry(view);
-      lastId = view.id();
+      any = true;
     });
-    return lastId;
+    // the view still points into the (never rewritten) buffer of the last entry
+    return any ? view.id() : null;
+  }
+
+  /** Sends one command and passes each bulk element of its array reply, undecoded; returns how many. */
+  async bulks(command: readonly string[], onBulk: (buffer: Buffer, start: number, end: number) => void): Promise<number> {
+    this.send([command]);
+    let count = 0;
+    await this.readArray((cursor) => {
+      const start = cursor.bulk();
+      onBulk(cursor.buffer, start, cursor.offset - 2);
+      count += 1;
+    });
+    return count;
   }
 
   /**

@@ -106,6 +106,18 @@ describe('backlog reader', () => {
     expect(sources(split)).toEqual({ stream: 1800, pending: 1200 });
   });
 
+  it('splits a big delayed set by rank across connections without losing or double-counting a member', async () => {
+    const pipeline = redis.pipeline();
+    for (let i = 0; i < 1000; i += 1) {
+      pipeline.zadd(keys.delayed('later'), 1_800_000_000_000 + i, JSON.stringify({ id: `d${i}`, args: { n: i }, headers: { 'stem-signature-key': i % 4 === 0 ? 'old' : 'new' }, enqueuedAt: '2026-11-28T13:00:00.000Z' }));
+    }
+    await pipeline.exec();
+    const whole = await count({ batchSize: 64 });
+    const split = await count({ batchSize: 64, entriesPerUnit: 150 });
+    expect(split.total).toEqual(whole.total);
+    expect(split.total).toMatchObject({ scanned: 1000, signed: 250, signedAfter: 250 });
+  });
+
   it('a stream without a consumer group is all undelivered; delayed members are decoded whole', async () => {
     await redis.xadd(keys.stream('fresh'), '*', ...entry('{"stem-signature-key":"old"}'));
     await redis.zadd(keys.delayed('q'), 1, JSON.stringify({ args: { headers: { 'stem-signature-key': 'new' } }, headers: { 'stem-signature-key': 'old' }, enqueuedAt: '2026-11-28T13:00:00.000Z' }));
