@@ -3,7 +3,7 @@
  * with a key about to be removed. Those enqueued after the activate write are a signer that has not
  * reloaded its keys.
  */
-import { countBacklog } from '../stem/backlog.js';
+import { BacklogMemory, countBacklog } from '../stem/backlog.js';
 import { sqlBacklog } from '../stem/sql-evidence.js';
 import { keysToDrop, phaseTimes, requireStem, type Gate, type GateContext, verdictOf, type GateResult } from './types.js';
 
@@ -12,6 +12,27 @@ export const GATE_TYPE = 'stem-backlog';
 /** Control queues are named by the worker namespace (stem-interop-2 §6); the CLI and dashboard default to `stem`. */
 function controlNamespaces(workerNamespace: string): string[] {
   return [...new Set([workerNamespace, 'stem'])];
+}
+
+/**
+ * What earlier evaluations in this process read, per broker, namespace, keys and cut-off: a daemon
+ * (`run --interval`) re-reads only what changed between passes. A handful is plenty (one per ring
+ * dropping a key); the oldest goes first.
+ */
+const memories = new Map<string, BacklogMemory>();
+const MEMORIES = 16;
+
+function memoryFor(key: string): BacklogMemory {
+  let memory = memories.get(key);
+  if (!memory) {
+    memory = new BacklogMemory();
+    memories.set(key, memory);
+    for (const oldest of memories.keys()) {
+      if (memories.size <= MEMORIES) break;
+      memories.delete(oldest);
+    }
+  }
+  return memory;
 }
 
 export interface StemBacklogOptions {
@@ -30,16 +51,18 @@ export function createStemBacklogGate(options: StemBacklogOptions): Gate {
       const stem = requireStem(context);
       const signals = stem.signals;
       const broker = await stem.broker();
+      const counting = { namespace: signals.namespace, controlNamespaces: controlNamespaces(signals.workerNamespace), keyIds: dropping, after: times.verified, batchSize: options.batchSize };
       const report =
         broker.kind === 'redis'
-          ? await countBacklog(broker.redis, broker.endpoint, { namespace: signals.namespace, controlNamespaces: controlNamespaces(signals.workerNamespace), keyIds: dropping, after: times.verified, batchSize: options.batchSize })
-          : await sqlBacklog(broker.sql, { namespace: signals.namespace, keyIds: dropping, after: times.verified });
+          ? await countBacklog(broker.redis, broker.endpoint, { ...counting, memory: memoryFor(JSON.stringify([broker.endpoint.url, counting])) })
+          : await sqlBacklog(broker.sql, counting);
       const { total, retained } = report;
       const fixedNames = signals.fixedConsumerNames;
       const evidence = {
         dropping,
         activateVerifiedAt: times.verified.toISOString(),
         ...total,
+        ...(report.readWhole ? { streamsReadWhole: report.readWhole.length } : {}),
         broadcastRetained: { ...retained, blocks: !fixedNames },
         sources: report.bySource
           .filter((source) => source.count.signed > 0 || source.count.unparseable > 0)

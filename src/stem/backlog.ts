@@ -1,27 +1,22 @@
 /**
  * Envelopes still queued in Stem's Redis, counted by signing key (stem-interop §2.6): stream
  * entries not yet delivered to the consumer group, pending (delivered, unacknowledged) entries, and
- * delayed ZSET members. Read in pages; memory is bounded by a page, not by the backlog.
+ * delayed ZSET members. Read in pages; memory is bounded by a page, not by the backlog — unless a
+ * BacklogMemory is passed, which keeps the entries that matter so the next count reads only what
+ * changed (backlog-memory.ts).
  */
 import type { Redis } from 'ioredis';
 import type { RedisEndpoint } from '../endpoints/schema.js';
 import { isStemControlQueue, stemKeys } from './redis-keys.js';
-import { SIGNATURE_KEY_HEADER } from './canonical.js';
 import { consumerGroups, scanKeys } from './redis-scan.js';
 import { compareIds } from './stream-format.js';
-import { StreamReader, type EntryView } from './stream-reader.js';
-import { KeyIdMatcher, type Signer } from './resp.js';
-import { EnvelopeScan } from './envelope-scan.js';
+import { StreamReader } from './stream-reader.js';
+import { KeyIdMatcher } from './resp.js';
+import { Counter, emptyCount, earliestDelivered, pendingIds, readDelayed, readPending, readRange, streamInfo, type BacklogCount, type StreamInfo } from './backlog-read.js';
+import { BacklogMemory, StreamMemory, rescanStream, staleReason } from './backlog-memory.js';
 
-export interface BacklogCount {
-  scanned: number;
-  /** Signed with one of the counted keys. */
-  signed: number;
-  /** Of those, enqueued after the cut-off time. */
-  signedAfter: number;
-  unsigned: number;
-  unparseable: number;
-}
+export { emptyCount, type BacklogCount } from './backlog-read.js';
+export { BacklogMemory } from './backlog-memory.js';
 
 /**
  * Where an envelope sits. Broadcast channels (stem-interop-2 §1): `broadcast-undelivered` and
@@ -37,6 +32,8 @@ export interface BacklogReport {
   /** Entries of broadcast channel streams, all of which a fresh consumer group would re-read. */
   readonly retained: BacklogCount;
   readonly bySource: { readonly key: string; readonly source: BacklogSource; readonly group?: string; readonly count: BacklogCount }[];
+  /** With a memory: queue streams read whole this time, and why (the others were read incrementally). */
+  readonly readWhole?: readonly { readonly key: string; readonly reason: string }[];
 }
 
 export interface BacklogOptions {
@@ -54,9 +51,7 @@ export interface BacklogOptions {
   readonly entriesPerUnit?: number;
 }
 
-export function emptyCount(): BacklogCount {
-  return { scanned: 0, signed: 0, signedAfter: 0, unsigned: 0, unparseable: 0 };
-}
+export const ENTRIES_PER_UNIT = 50_000;
 
 class Tally {
   readonly total = emptyCount();
@@ -74,37 +69,11 @@ class Tally {
   source(key: string, source: BacklogSource, group?: string): Counter {
     const count = emptyCount();
     this.bySource.push({ key, source, ...(group === undefined ? {} : { group }), count });
-    const overall = source === 'broadcast-retained' ? this.retained : this.total;
-    return (signer, enqueuedAt) => {
-      count.scanned += 1;
-      overall.scanned += 1;
-      if (signer === 'other') return;
-      if (signer === 'unparseable') {
-        count.unparseable += 1;
-        overall.unparseable += 1;
-      } else if (signer === 'unsigned') {
-        count.unsigned += 1;
-        overall.unsigned += 1;
-      } else {
-        count.signed += 1;
-        overall.signed += 1;
-        const text = enqueuedAt();
-        const at = typeof text === 'string' ? Date.parse(text) : Number.NaN;
-        if (Number.isNaN(at) || at > this.afterMs) {
-          count.signedAfter += 1;
-          overall.signedAfter += 1;
-        }
-      }
-    };
+    return new Counter([count, source === 'broadcast-retained' ? this.retained : this.total], this.afterMs);
   }
 }
 
-type Counter = (signer: Signer, enqueuedAt: () => unknown) => void;
-
 type Unit = (reader: StreamReader) => Promise<void>;
-
-export const ENTRIES_PER_UNIT = 50_000;
-
 
 function idMs(id: string): number {
   return Number(id.split('-')[0]);
@@ -123,71 +92,49 @@ export function splitRange(from: string, to: string, parts: number): { start: st
   return [from, ...bounds.map((ms) => `${ms}-0`)].map((start, i) => ({ start, end: i < bounds.length ? `(${bounds[i]}-0` : to }));
 }
 
-async function readUndelivered(reader: StreamReader, stream: string, range: { start: string; end: string }, batchSize: number, matcher: KeyIdMatcher, count: Counter): Promise<void> {
-  for (let start = range.start; ; ) {
-    let seen = 0;
-    const last = await reader.entries([['XRANGE', stream, start, range.end, 'COUNT', String(batchSize)]], (entry) => {
-      seen += 1;
-      count(entry.signer(matcher), () => entry.enqueuedAt());
-    });
-    if (seen < batchSize || last === null) break;
-    start = `(${last}`;
-  }
-}
-
-async function readPendingIds(reader: StreamReader, stream: string, group: string, range: { start: string; end: string }, batchSize: number, matcher: KeyIdMatcher, count: Counter): Promise<void> {
-  const onPending = (entry: EntryView) => count(entry.signer(matcher), () => entry.enqueuedAt());
-  const xpending = (start: string) => ['XPENDING', stream, group, start, range.end, String(batchSize)];
-  let ids = await reader.strings(xpending(range.start));
-  while (ids.length > 0) {
-    // Pipelined: this batch's range read, and the next batch's ids.
-    const more = ids.length === batchSize;
-    reader.send([['XRANGE', stream, ids[0] as string, ids[ids.length - 1] as string, 'COUNT', String(ids.length * 2)], ...(more ? [xpending(`(${ids[ids.length - 1]}`)] : [])]);
-    const missed = await readPendingRange(reader, ids, onPending);
-    const next = more ? await reader.readStrings() : [];
-    await reader.entries(missed.map((id) => ['XRANGE', stream, id, id]), onPending);
-    ids = next;
-  }
-}
-
-function field(reply: unknown[], name: string): unknown {
-  for (let i = 0; i + 1 < reply.length; i += 2) if (reply[i] === name) return reply[i + 1];
-  return undefined;
-}
-
 /**
- * The units of work for one stream: entries some group has not received, and the groups' pending
- * entries. A stream can have more than one group: queue `emails` at priority 3 and a queue named
- * `emails:p3` share `<ns>:stream:emails:p3` (stem-interop-2 §7.1), so every group of the stream
- * counts, each entry once.
+ * The units of work for reading one stream whole: entries some group has not received, and the
+ * groups' pending entries. A stream can have more than one group: queue `emails` at priority 3 and
+ * a queue named `emails:p3` share `<ns>:stream:emails:p3` (stem-interop-2 §7.1), so every group of
+ * the stream counts, each entry once. With `remember`, the last unit stops at the last id XINFO
+ * reported (later entries are the next count's), and notable entries are noted in it.
  */
-async function planStream(redis: Redis, tally: Tally, stream: string, options: BacklogOptions): Promise<Unit[]> {
+async function planStream(redis: Redis, tally: Tally, stream: string, info: StreamInfo, options: BacklogOptions, remember?: StreamMemory): Promise<Unit[]> {
   const { batchSize } = options;
   const perUnit = options.entriesPerUnit ?? ENTRIES_PER_UNIT;
-  const info = (await redis.xinfo('STREAM', stream)) as unknown[];
-  const length = Number(field(info, 'length') ?? 0);
-  const lastId = String(field(info, 'last-generated-id') ?? '+');
-  const groups = await consumerGroups(redis, stream);
-  const delivered = groups.size === 0 ? null : [...groups.values()].sort(compareIds)[0] as string;
+  const delivered = earliestDelivered(info);
   const undelivered = tally.source(stream, 'stream');
-  const from = delivered === null ? '-' : `(${delivered}`;
-  const firstEntry = field(info, 'first-entry');
-  const firstId = Array.isArray(firstEntry) ? String(firstEntry[0]) : '-';
-  const undeliveredFrom = from === '-' ? firstId : from;
-  const units: Unit[] = splitRange(undeliveredFrom, lastId, Math.ceil(length / perUnit)).map((range, index, all) => (reader) =>
-    readUndelivered(reader, stream, index === all.length - 1 ? { ...range, end: '+' } : range, batchSize, tally.matcher, undelivered),
+  const from = delivered === null ? (info.firstId ?? '-') : `(${delivered}`;
+  const to = remember ? info.lastId : '+';
+  const units: Unit[] = splitRange(from, info.lastId, Math.ceil(info.length / perUnit)).map((range, index, all) => (reader) =>
+    readRange(reader, stream, index === all.length - 1 ? { ...range, end: to } : range, batchSize, tally.matcher, undelivered, remember?.note()),
   );
   if (delivered === null) return units;
   const pending = tally.source(stream, 'pending');
-  for (const group of groups.keys()) {
-    const [pendingCount, minId, maxId] = (await redis.xpending(stream, group)) as [number, string | null, string | null];
+  for (const group of info.groups) {
+    const [pendingCount, minId, maxId] = (await redis.xpending(stream, group.name)) as [number, string | null, string | null];
     if (!pendingCount || minId === null || maxId === null || compareIds(minId, delivered) > 0) continue;
     // Entries after the earliest last-delivered id were counted above as not yet received by some group.
     const end = compareIds(maxId, delivered) > 0 ? delivered : maxId;
     const parts = Math.ceil(Number(pendingCount) / perUnit);
-    units.push(...splitRange(minId, end, parts).map((range) => (reader: StreamReader) => readPendingIds(reader, stream, group, range, batchSize, tally.matcher, pending)));
+    units.push(...splitRange(minId, end, parts).map((range) => (reader: StreamReader) => readPending(reader, stream, group.name, range, batchSize, tally.matcher, pending, remember?.note(group.name))));
   }
   return units;
+}
+
+/**
+ * After a stream was read whole into `memory`: the pending entries it counted as undelivered (after
+ * the earliest group's last-delivered id, in a later group's pending list) are marked as held by
+ * that group, so the next count knows where they are.
+ */
+async function notePendingAfterDelivered(reader: StreamReader, stream: string, memory: StreamMemory, batchSize: number): Promise<void> {
+  const delivered = earliestDelivered(memory.info);
+  if (delivered === null) return;
+  for (const group of memory.info.groups) {
+    if (compareIds(group.lastDelivered, delivered) <= 0) continue;
+    const mark = memory.mark(group.name);
+    await pendingIds(reader, stream, group.name, { start: `(${delivered}`, end: group.lastDelivered }, batchSize, (ids) => ids.forEach(mark));
+  }
 }
 
 /**
@@ -197,36 +144,16 @@ async function planStream(redis: Redis, tally: Tally, stream: string, options: B
 async function planBroadcast(redis: Redis, tally: Tally, stream: string, options: BacklogOptions): Promise<Unit[]> {
   const { batchSize } = options;
   const retained = tally.source(stream, 'broadcast-retained');
-  const units: Unit[] = [(reader) => readUndelivered(reader, stream, { start: '-', end: '+' }, batchSize, tally.matcher, retained)];
+  const units: Unit[] = [(reader) => readRange(reader, stream, { start: '-', end: '+' }, batchSize, tally.matcher, retained)];
   for (const [group, delivered] of await consumerGroups(redis, stream)) {
     const undelivered = tally.source(stream, 'broadcast-undelivered', group);
-    units.push((reader) => readUndelivered(reader, stream, { start: `(${delivered}`, end: '+' }, batchSize, tally.matcher, undelivered));
+    units.push((reader) => readRange(reader, stream, { start: `(${delivered}`, end: '+' }, batchSize, tally.matcher, undelivered));
     const [pendingCount, minId, maxId] = (await redis.xpending(stream, group)) as [number, string | null, string | null];
     if (!pendingCount || minId === null || maxId === null) continue;
     const pending = tally.source(stream, 'broadcast-pending', group);
-    units.push((reader) => readPendingIds(reader, stream, group, { start: minId, end: maxId }, batchSize, tally.matcher, pending));
+    units.push((reader) => readPending(reader, stream, group, { start: minId, end: maxId }, batchSize, tally.matcher, pending));
   }
   return units;
-}
-
-/**
- * Pending entries are usually contiguous (recently delivered, in flight), so a batch's id range is
- * read in one XRANGE and the pending ones kept by walking both sorted lists together. Returns the
- * pending ids the range read did not reach (acknowledged entries in between), to fetch one by one.
- */
-async function readPendingRange(reader: StreamReader, ids: readonly string[], onEntry: (entry: EntryView) => void): Promise<string[]> {
-  let next = 0;
-  const missed: string[] = [];
-  await reader.readEntries((entry) => {
-    const id = entry.id();
-    // pending ids no longer in the stream (deleted) are passed over; usually the next one is this entry
-    if (ids[next] !== id) while (next < ids.length && compareIds(ids[next] as string, id) < 0) missed.push(ids[next++] as string);
-    if (next < ids.length && ids[next] === id) {
-      next += 1;
-      onEntry(entry);
-    }
-  });
-  return [...missed, ...ids.slice(next)];
 }
 
 /**
@@ -239,54 +166,13 @@ async function planDelayed(redis: Redis, tally: Tally, key: string, options: Bac
   const perUnit = options.entriesPerUnit ?? ENTRIES_PER_UNIT;
   const units = Math.max(1, Math.ceil(size / perUnit));
   // the last unit reads on to the end: members added meanwhile are counted, not lost
-  return Array.from({ length: units }, (_, index) => (reader: StreamReader) => scanDelayed(reader, tally, key, { from: index * perUnit, to: index === units - 1 ? Number.POSITIVE_INFINITY : (index + 1) * perUnit }, options.batchSize, count));
+  return Array.from({ length: units }, (_, index) => (reader: StreamReader) => readDelayed(reader, key, { from: index * perUnit, to: index === units - 1 ? Number.POSITIVE_INFINITY : (index + 1) * perUnit }, options.batchSize, tally.matcher, count));
 }
 
-async function scanDelayed(reader: StreamReader, tally: Tally, key: string, ranks: { from: number; to: number }, batchSize: number, count: Counter): Promise<void> {
-  const member = new EnvelopeScan();
-  const onMember = (buffer: Buffer, start: number, end: number) => {
-    if (member.scan(buffer, start, end)) {
-      count(member.signer(tally.matcher), () => member.enqueuedAt());
-      return;
-    }
-    let envelope: { headers?: Record<string, unknown>; enqueuedAt?: unknown } | null = null;
-    try {
-      envelope = JSON.parse(buffer.toString('utf8', start, end));
-    } catch {
-      envelope = null;
-    }
-    const headers = envelope?.headers;
-    const keyId = typeof headers !== 'object' || headers === null ? undefined : typeof headers[SIGNATURE_KEY_HEADER] === 'string' ? (headers[SIGNATURE_KEY_HEADER] as string) : null;
-    count(tally.matcher.ofKeyId(keyId), () => envelope?.enqueuedAt);
-  };
-  for (let rank = ranks.from; rank < ranks.to; rank += batchSize) {
-    const last = Math.min(rank + batchSize, ranks.to) - 1;
-    const members = await reader.bulks(['ZRANGE', key, String(rank), String(last)], onMember);
-    if (members < last - rank + 1) break;
-  }
-}
-
-/**
- * Streams are read on `concurrency` dedicated connections at once, so Redis builds one reply while
- * we parse another (Redis runs commands one at a time; the overlap is what buys throughput).
- */
-export async function countBacklog(redis: Redis, endpoint: RedisEndpoint, options: BacklogOptions & { readonly concurrency?: number }): Promise<BacklogReport> {
-  const keys = stemKeys(options.namespace);
-  const tally = new Tally(options);
-  const streams = (await scanKeys(redis, keys.streamPattern, 'stream')).filter((stream) => {
-    const queue = keys.queueOfStream(stream);
-    return queue !== null && !isStemControlQueue(queue, options.controlNamespaces);
-  });
-  const delayed = (await scanKeys(redis, keys.delayedPattern, 'zset')).filter((key) => {
-    const queue = keys.queueOf(key, 'delayed');
-    return queue !== null && !isStemControlQueue(queue, options.controlNamespaces);
-  });
-  const broadcasts = await scanKeys(redis, keys.broadcastPattern, 'stream');
-  const streamUnits = await Promise.all(streams.map((stream) => planStream(redis, tally, stream, options)));
-  const broadcastUnits = await Promise.all(broadcasts.map((stream) => planBroadcast(redis, tally, stream, options)));
-  const delayedUnits = await Promise.all(delayed.map((key) => planDelayed(redis, tally, key, options)));
-  const work: Unit[] = [...delayedUnits.flat(), ...streamUnits.flat(), ...broadcastUnits.flat()];
-  const workers = Math.max(1, Math.min(options.concurrency ?? 4, work.length));
+/** Runs `work` on `concurrency` dedicated connections, each taking the next unit when it is done. */
+async function runUnits(endpoint: RedisEndpoint, work: Unit[], concurrency: number): Promise<void> {
+  if (work.length === 0) return;
+  const workers = Math.max(1, Math.min(concurrency, work.length));
   await Promise.all(
     Array.from({ length: workers }, async () => {
       const reader = await StreamReader.open(endpoint);
@@ -297,5 +183,64 @@ export async function countBacklog(redis: Redis, endpoint: RedisEndpoint, option
       }
     }),
   );
-  return { total: tally.total, retained: tally.retained, bySource: tally.bySource.sort((a, b) => a.key.localeCompare(b.key) || a.source.localeCompare(b.source) || (a.group ?? '').localeCompare(b.group ?? '')) };
+}
+
+/**
+ * Streams are read on `concurrency` dedicated connections at once, so Redis builds one reply while
+ * we parse another (Redis runs commands one at a time; the overlap is what buys throughput).
+ */
+export async function countBacklog(redis: Redis, endpoint: RedisEndpoint, options: BacklogOptions & { readonly concurrency?: number; readonly memory?: BacklogMemory }): Promise<BacklogReport> {
+  const keys = stemKeys(options.namespace);
+  const tally = new Tally(options);
+  const memory = options.memory && !options.memory.busy ? options.memory : undefined;
+  if (memory) memory.busy = true;
+  try {
+    const streams = (await scanKeys(redis, keys.streamPattern, 'stream')).filter((stream) => {
+      const queue = keys.queueOfStream(stream);
+      return queue !== null && !isStemControlQueue(queue, options.controlNamespaces);
+    });
+    const delayed = (await scanKeys(redis, keys.delayedPattern, 'zset')).filter((key) => {
+      const queue = keys.queueOf(key, 'delayed');
+      return queue !== null && !isStemControlQueue(queue, options.controlNamespaces);
+    });
+    const broadcasts = await scanKeys(redis, keys.broadcastPattern, 'stream');
+    const readWhole: { key: string; reason: string }[] = [];
+    const remembered = new Map<string, StreamMemory>();
+    const afterUnits: Unit[] = [];
+    const streamUnits = await Promise.all(
+      streams.map(async (stream): Promise<Unit[]> => {
+        const info = await streamInfo(redis, stream);
+        const known = memory?.streams.get(stream);
+        const stale = known ? staleReason(known.info, info) : 'not read before';
+        if (known && stale === null) {
+          const counters = { undelivered: tally.source(stream, 'stream'), pending: info.groups.length > 0 ? tally.source(stream, 'pending') : null };
+          return [async (reader) => void remembered.set(stream, await rescanStream(reader, stream, known, info, options.batchSize, tally.matcher, counters))];
+        }
+        const fresh = memory ? new StreamMemory(info) : undefined;
+        if (fresh) {
+          readWhole.push({ key: stream, reason: stale as string });
+          remembered.set(stream, fresh);
+          afterUnits.push((reader) => notePendingAfterDelivered(reader, stream, fresh, options.batchSize));
+        }
+        return planStream(redis, tally, stream, info, options, fresh);
+      }),
+    );
+    const broadcastUnits = await Promise.all(broadcasts.map((stream) => planBroadcast(redis, tally, stream, options)));
+    const delayedUnits = await Promise.all(delayed.map((key) => planDelayed(redis, tally, key, options)));
+    const concurrency = options.concurrency ?? 4;
+    await runUnits(endpoint, [...delayedUnits.flat(), ...streamUnits.flat(), ...broadcastUnits.flat()], concurrency);
+    await runUnits(endpoint, afterUnits, concurrency);
+    if (memory) {
+      memory.streams.clear();
+      for (const [stream, kept] of remembered) memory.streams.set(stream, kept);
+    }
+    const bySource = tally.bySource.sort((a, b) => a.key.localeCompare(b.key) || a.source.localeCompare(b.source) || (a.group ?? '').localeCompare(b.group ?? ''));
+    return { total: tally.total, retained: tally.retained, bySource, ...(memory ? { readWhole } : {}) };
+  } catch (error) {
+    // half-read: nothing of this count may be built on
+    memory?.streams.clear();
+    throw error;
+  } finally {
+    if (memory) memory.busy = false;
+  }
 }
