@@ -5,8 +5,8 @@
  * matter — signed with a counted key, unsigned or unparseable — with the groups whose pending list
  * holds each; the next one reads only what was appended since, and settles the remembered entries:
  *
- * - trimmed (before the first entry) or deleted (checked only when `max-deleted-entry-id` or the
- *   first entry moved) entries are dropped;
+ * - trimmed (before the first entry) or deleted entries are dropped — looked up only when
+ *   `entries-added` − `length` (every entry ever removed) moved, and only up to `max-deleted-entry-id`;
  * - a group that acknowledged nothing since — its pending count grew by exactly what it read
  *   (`entries-read`) — still holds what it held, plus what it received since; any other group's
  *   pending list is read again (ids only);
@@ -105,7 +105,9 @@ export async function rescanStream(reader: StreamReader, stream: string, memory:
   const next = new StreamMemory(now, memory.notable);
   const { notable } = next;
   for (const id of notable.keys()) if (now.firstId === null || compareIds(id, now.firstId) < 0) notable.delete(id); // trimmed
-  if (now.maxDeletedId !== then.maxDeletedId || now.firstId !== then.firstId) await dropDeleted(reader, stream, notable, now.maxDeletedId);
+  // entries-added − length counts every entry deleted or trimmed: unchanged, nothing was
+  // (max-deleted-entry-id alone misses a deletion below an earlier one)
+  if (removed(now) !== removed(then)) await dropDeleted(reader, stream, notable, now.maxDeletedId);
   // Appended since: the notable ones are remembered (and counted below with the rest); of the
   // others only those no group has received yet are in the backlog.
   const delivered = earliestDelivered(now);
@@ -147,6 +149,10 @@ export async function rescanStream(reader: StreamReader, stream: string, memory:
     for (let bits = groups; bits !== 0; bits &= bits - 1) counters.pending?.add(signer, after);
   }
   return next;
+}
+
+function removed(info: StreamInfo): number {
+  return (info.entriesAdded ?? 0) - info.length;
 }
 
 /** Drops remembered entries that are no longer in the stream (only those up to the last deleted id can be). */

@@ -1,0 +1,14 @@
+import { connectRedis } from '../src/endpoints/redis.js';
+import { stemKeys } from '../src/stem/redis-keys.js';
+const redis = await connectRedis({ url: 'redis://127.0.0.1:6379/9', connectTimeout: 5000, commandTimeout: 600_000 }, 's');
+await redis.flushdb();
+const OLD_KEY = 'bench-20260101-0001';
+const sig = (i: number) => ({ 'stem-signature': 'x'.repeat(43) + '=', 'stem-signature-key': i % 10 === 0 ? OLD_KEY : 'bench-20261128-0002' });
+const fields = (i: number, queue: string) => ['id', `task-${i}`, 'name', 'bench.task', 'args', `{"n":${i}}`, 'headers', JSON.stringify(sig(i)), 'enqueuedAt', '2026-11-28T00:00:00.000000Z', 'notBefore', '', 'priority', '0', 'attempt', '0', 'maxRetries', '3', 'visibilityTimeout', '', 'queue', queue, 'meta', '{}'];
+const keys = stemKeys('stem'); const per = 200000;
+const seed = async (count: number, add: (p: any, i: number) => void) => { for (let s = 0; s < count; s += 10000) { const p = redis.pipeline(); for (let i = s; i < Math.min(count, s + 10000); i++) add(p, i); await p.exec(); } };
+for (const st of [keys.stream('emails'), keys.stream('emails', 5), keys.stream('reports'), keys.stream('billing')]) await seed(per, (p, i) => p.xadd(st, '*', ...fields(i, 'q')));
+await redis.xgroup('CREATE', keys.stream('billing'), keys.group('billing'), '0');
+for (let d = 0; d < per; d += 20000) await redis.xreadgroup('GROUP', keys.group('billing'), 'w', 'COUNT', 20000, 'STREAMS', keys.stream('billing'), '>');
+await seed(per, (p, i) => p.zadd(keys.delayed('emails'), 1.8e12 + i, JSON.stringify({ id: `delayed-${i}`, name: 'bench.task', args: { n: i }, headers: sig(i), enqueuedAt: '2026-11-28T00:00:00.000Z', notBefore: '2026-11-29T00:00:00.000Z', priority: 0, attempt: 1, maxRetries: 3, visibilityTimeout: null, queue: 'emails', meta: {} })));
+redis.disconnect();
