@@ -92,6 +92,7 @@ export class KubernetesSecretProvider implements Provider {
   readonly location: string;
   private readonly options: KubernetesSecretOptions;
   private clients: Promise<Clients> | null = null;
+  private lastRead: V1Secret | null = null;
 
   constructor(options: KubernetesSecretOptions) {
     this.options = options;
@@ -134,7 +135,8 @@ export class KubernetesSecretProvider implements Provider {
   private async readSecret(): Promise<V1Secret> {
     const { core } = await this.getClients();
     try {
-      return await withRetries(() => core.readNamespacedSecret({ name: this.options.name, namespace: this.options.namespace }), isTransient, this.options.retry);
+      this.lastRead = await withRetries(() => core.readNamespacedSecret({ name: this.options.name, namespace: this.options.namespace }), isTransient, this.options.retry);
+      return this.lastRead;
     } catch (error) {
       this.fail('read of', error);
     }
@@ -152,7 +154,9 @@ export class KubernetesSecretProvider implements Provider {
 
   async write(request: WriteRequest): Promise<{ version: string }> {
     const { core } = await this.getClients();
-    const current = await this.readSecret();
+    // The Secret as read last is what the write is planned on: not fetched again when it is still
+    // that resourceVersion — the update carries it, so the API server refuses it if the Secret moved on.
+    const current = this.lastRead && `rv:${this.lastRead.metadata?.resourceVersion ?? ''}` === request.expectedVersion ? this.lastRead : await this.readSecret();
     const resourceVersion = current.metadata?.resourceVersion ?? '';
     if (`rv:${resourceVersion}` !== request.expectedVersion) {
       throw new ConflictError(`target "${this.options.target}": ${this.location} is at resourceVersion ${resourceVersion}, expected ${request.expectedVersion}`);
@@ -164,6 +168,7 @@ export class KubernetesSecretProvider implements Provider {
     try {
       written = await withRetries(() => core.replaceNamespacedSecret({ name: this.options.name, namespace: this.options.namespace, body }), isTransient, this.options.retry);
     } catch (error) {
+      this.lastRead = null; // whatever happened, the next write looks again
       if (statusOf(error) === 409) throw new ConflictError(`target "${this.options.target}": ${this.location} was modified concurrently (resourceVersion ${resourceVersion} is stale)`);
       this.fail('update of', error);
     }

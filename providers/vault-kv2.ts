@@ -58,6 +58,7 @@ export class VaultKv2Provider implements Provider {
   private readonly options: VaultKv2Options;
   private client: Promise<NodeVault.client> | null = null;
   private mountChecked = false;
+  private lastRead: { data: Record<string, unknown>; version: number } | null = null;
 
   constructor(options: VaultKv2Options) {
     this.options = options;
@@ -137,7 +138,8 @@ export class VaultKv2Provider implements Provider {
     }
     const version = reply.data?.metadata?.version;
     if (typeof version !== 'number' || !reply.data?.data) this.fail('read of', { message: 'no current version', response: { statusCode: 404 } });
-    return { data: reply.data.data, version };
+    this.lastRead = { data: reply.data.data, version };
+    return this.lastRead;
   }
 
   async read(fields: readonly string[]): Promise<TargetSnapshot> {
@@ -146,7 +148,9 @@ export class VaultKv2Provider implements Provider {
   }
 
   async write(request: WriteRequest): Promise<{ version: string }> {
-    const current = await this.readAll();
+    // The version read last is what the write is planned on; a version is immutable, so its data
+    // need not be fetched again — and if the secret moved on since, check-and-set refuses the write.
+    const current = this.lastRead && `kv2:${this.lastRead.version}` === request.expectedVersion ? this.lastRead : await this.readAll();
     if (`kv2:${current.version}` !== request.expectedVersion) {
       throw new ConflictError(`target "${this.options.target}": ${this.options.mount}/data/${this.options.path} is at version ${current.version}, expected ${request.expectedVersion}`);
     }
@@ -157,6 +161,7 @@ export class VaultKv2Provider implements Provider {
       reply = await withRetries(() => client.request({ path: `/${this.options.mount}/data/${this.options.path}`, method: 'POST', json: body }), isTransient, this.options.retry);
     } catch (error) {
       // A retried write whose first attempt landed also ends here: the engine re-reads and finds it.
+      this.lastRead = null;
       if (statusOf(error) === 400 && CAS_MISMATCH.test((error as Error).message)) {
         throw new ConflictError(`target "${this.options.target}": ${this.options.mount}/data/${this.options.path} changed concurrently (check-and-set version ${current.version} did not match)`);
       }

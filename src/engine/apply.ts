@@ -34,8 +34,8 @@ export async function applyTransition(session: RingSession, initial: InFlight, l
 
   const handles = writeOrder(await session.targets());
   // Saves run one at a time; records that arrive while one is being written go into the next save
-  // together (a wave of parallel writes costs two or three saves, not two per target). A record's
-  // promise settles once a save that holds it is durable, so "record, then write" still holds.
+  // together. A record's promise settles once a save that holds it is durable, so "record, then
+  // write" still holds.
   let saving = Promise.resolve();
   let queued: ((current: InFlight) => InFlight)[] = [];
   let batch: Promise<void> | null = null;
@@ -49,6 +49,12 @@ export async function applyTransition(session: RingSession, initial: InFlight, l
       await session.deps.store.save(state, lease);
     });
     return batch;
+  };
+  // A verified write goes into the next save, not one of its own: lost in a crash, it costs
+  // nothing (resume re-reads the target, finds it written and records it), and a wave of parallel
+  // writes then costs one save before the writes and the completion after them.
+  const saveLater = (next: (current: InFlight) => InFlight): void => {
+    queued.push(next);
   };
 
   /** A verified write's after-write step (workload restarts, then restart hooks): recorded pending, run, recorded done. */
@@ -73,7 +79,7 @@ export async function applyTransition(session: RingSession, initial: InFlight, l
         const written = previous?.status === 'writing' || previous?.status === 'verified' || (previous?.status === 'failed' && previous.writtenAt !== undefined);
         const status = written ? 'verified' : 'unchanged';
         const record: WriteRecord = { target: name, status, version: read.snapshot.version, fingerprints: fingerprintList(read.observed), verifiedAt: session.now(), ...(previous?.afterWrite ? { afterWrite: previous.afterWrite } : {}) };
-        await save((s) => recordWrite(s, record, session.now()));
+        saveLater((s) => recordWrite(s, record, session.now()));
         session.progress(`${session.ring.name}/${name}: ${status === 'unchanged' ? 'already holds the desired keys' : 'verified'} (${transition.kind})`);
         // Resuming a write that landed: its after-write step may never have run, or failed.
         if (status === 'verified') await afterWrite(handle, record);
@@ -103,7 +109,7 @@ export async function applyTransition(session: RingSession, initial: InFlight, l
         throw new RotorError(`target "${name}": read-back after the write does not match (holds ${back.observed.keys.map((k) => `${k.id}=${k.fingerprint}`).join(',')}, active ${back.observed.activeKeyId ?? 'none'})`);
       }
       const verified: WriteRecord = { target: name, status: 'verified', version: back.snapshot.version, fingerprints: fingerprintList(back.observed), writtenAt: state.transition.writes[name]?.writtenAt ?? session.now(), verifiedAt: session.now() };
-      await save((s) => recordWrite(s, verified, session.now()));
+      saveLater((s) => recordWrite(s, verified, session.now()));
       session.progress(`${session.ring.name}/${name}: verified ${back.snapshot.version}`);
       await afterWrite(handle, verified);
       return;
@@ -141,6 +147,7 @@ export async function applyTransition(session: RingSession, initial: InFlight, l
     }
   }
   await saving;
+  for (const record of queued.splice(0)) state = record(state);
   const final = completeTransition(state, fingerprints, session.now());
   await session.deps.store.save(final, lease);
   await session.audit(action, 'ok', {

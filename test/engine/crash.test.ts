@@ -84,8 +84,11 @@ function storeOf(store: StateStore, process: Process, plan: CrashPlan | null = n
 }
 
 type Step = 'start' | 'advance';
-/** adopt + per transition: plan, (writing + verified) per target, complete — 1 + 3 × 6. */
-const SAVES = 19;
+/**
+ * adopt + per transition: plan, "writing" per target (the first target's "verified" rides along
+ * with the second's "writing"; the last one's with the completion), complete — 1 + 3 × 4.
+ */
+const SAVES = 13;
 const SCRIPT: readonly { step: Step; waitMs: number }[] = [
   { step: 'start', waitMs: 0 },
   { step: 'advance', waitMs: 10 * 60_000 },

@@ -54,7 +54,10 @@ describe('kubernetes-secret provider', () => {
   it('rolls listed Deployments as its after-write step with the kubectl restartedAt annotation (merge patch); the write alone does not', async () => {
     const target = provider({ restart: [{ kind: 'Deployment', name: 'workers' }] });
     const snapshot = await target.read(FIELDS);
+    const before = kube.requests.length;
     await target.write({ set: { STEM_SIGNING_ACTIVE_KEY: 'k2' }, expectedVersion: snapshot.version, idempotencyKey: 'x' });
+    // planned on the Secret just read: the update alone, carrying its resourceVersion
+    expect(kube.requests.slice(before).map((r) => r.method)).toEqual(['PUT']);
     expect(kube.requests.some((r) => r.method === 'PATCH')).toBe(false);
     await target.afterWrite?.();
     const spec = kube.workloads.get('Deployment stem/workers')?.body.spec as { template: { metadata: { annotations: Record<string, string> } } };

@@ -27,11 +27,14 @@ describe('vault-kv2 provider', () => {
     const target = provider();
     const snapshot = await target.read(FIELDS);
     expect(snapshot).toEqual({ fields: { STEM_SIGNING_KEYS: 'k1:YQ==', STEM_SIGNING_ACTIVE_KEY: 'k1' }, version: 'kv2:1' });
+    const before = vault.requests.length;
     const written = await target.write({ set: { STEM_SIGNING_KEYS: 'k1:YQ==,k2:Yg==' }, expectedVersion: snapshot.version, idempotencyKey: 't:vault' });
     expect(written.version).toBe('kv2:2');
     expect(vault.current('secret', 'stem/billing')?.data).toEqual({ STEM_SIGNING_KEYS: 'k1:YQ==,k2:Yg==', STEM_SIGNING_ACTIVE_KEY: 'k1', OTHER: 'keep me', nested: { a: 1 } });
     const post = vault.requests.filter((r) => r.method === 'POST').at(-1);
     expect(JSON.parse(post?.body ?? '{}').options).toEqual({ cas: 1 });
+    // the version just read is what the write is planned on: one request, the write itself
+    expect(vault.requests.slice(before).map((r) => r.method)).toEqual(['POST']);
   });
 
   it('a stale expected version, or a writer racing between our read and write, is a ConflictError', async () => {
