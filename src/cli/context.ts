@@ -5,6 +5,7 @@ import { RingEngine, currentActor, type Actor } from '../engine/engine.js';
 import { createFileStore } from '../store/file.js';
 import type { StateStore } from '../store/types.js';
 import type { Log } from './log.js';
+import { openStores } from './open-stores.js';
 
 export interface CommonOptions {
   readonly config?: string;
@@ -24,12 +25,6 @@ export function configPath(options: CommonOptions): string {
   return options.config ?? process.env.STEM_ROTOR_CONFIG ?? defaultConfigFile();
 }
 
-const openStores: StateStore[] = [];
-
-/** Ends every store connection the command opened (the CLI calls it once, at exit). */
-export async function closeStores(): Promise<void> {
-  await Promise.allSettled(openStores.splice(0).map((store) => store.close()));
-}
 
 async function openStore(config: Config): Promise<StateStore> {
   if (config.store.type === 'file') return createFileStore({ dir: config.store.dir, clock: systemClock });

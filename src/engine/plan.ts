@@ -10,9 +10,8 @@ import { recordApproval } from '../core/approval.js';
 import { nextGateSlot, nextStepSlot, withGateProgress } from '../core/machine.js';
 import { contentHash, sealPlan, situationChanges, stateVersion, type SavedPlan } from '../core/saved-plan.js';
 import { ConfigError, GateBlockedError, PlanChangedError } from '../errors.js';
-import { evaluateGates, gatesBefore, type GateResult } from '../gates/index.js';
+import { evaluateGates, gateNamesBefore, gatesBefore, type GateResult } from '../gates/index.js';
 import { STEM_ENV } from '../stem/signing-env.js';
-import { StemSources } from '../stem/sources.js';
 import type { RingSession } from './session.js';
 import { fieldName, writeOrder, type TargetRead } from './targets.js';
 import type { Override, PlannedWrite, StepIds, StepOptions, StepResult } from './types.js';
@@ -24,9 +23,9 @@ import type { Override, PlannedWrite, StepIds, StepOptions, StepResult } from '.
 export async function evaluateStepGates(session: RingSession, state: RingState, options: StepOptions): Promise<{ gates: GateResult[]; progressed: RingState | null }> {
   const slot = nextStepSlot(state);
   if (!slot) return { gates: [], progressed: null };
-  const toEvaluate = gatesBefore(session.ring, slot);
+  const toEvaluate = await gatesBefore(session.ring, slot);
   // a stable ring without windows has no gate before its start: open no Stem connection for it
-  const stem = session.ring.stem && toEvaluate.length > 0 ? new StemSources(session.ring.stem) : null;
+  const stem = session.ring.stem && toEvaluate.length > 0 ? new (await import('../stem/sources.js')).StemSources(session.ring.stem) : null;
   let results: GateResult[];
   try {
     results = toEvaluate.length === 0 ? [] : await evaluateGates(toEvaluate, { ring: session.ring, state, slot, now: session.deps.clock.now(), stem, restarts: () => session.restartStatus() });
@@ -55,7 +54,7 @@ export function withOperatorApproval(session: RingSession, state: RingState, opt
 /** An --override must name a gate of the next step; checked before the lease, so a typo changes nothing. */
 export function assertOverridesKnown(session: RingSession, state: RingState, overrides: readonly Override[]): void {
   const slot = nextStepSlot(state);
-  const names = slot ? gatesBefore(session.ring, slot).map((gate) => gate.name) : [];
+  const names = slot ? gateNamesBefore(session.ring, slot) : [];
   for (const override of overrides) {
     if (!names.includes(override.gate)) {
       throw new ConfigError(`--override ${override.gate}: no such gate before the next step of ring "${session.ring.name}" (gates: ${names.join(', ') || 'none'})`);

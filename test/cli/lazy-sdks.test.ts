@@ -11,18 +11,47 @@ const HOOK = fileURLToPath(new URL('../fixtures/record-modules.mjs', import.meta
 /** Text only each SDK's code contains (the CLI is bundled, so files are chunks, not package paths). */
 const MARKERS = { 'node-vault': 'X-Vault-Token', '@kubernetes/client-node': 'loadFromCluster', '@aws-sdk/client-secrets-manager': 'secretsmanager', ioredis: 'ReplyError', pg: 'SCRAM-SHA-256' };
 
-function loadedSdks(args: string[], exitCodes: number[] = [0]): string[] {
+/** Every module URL the command loaded (files and node: builtins). */
+function loadedModules(args: string[], exitCodes: number[] = [0]): string[] {
   const record = join(tempDir('stem-rotor-modules-'), 'loaded.txt');
   writeFileSync(record, '');
   const result = spawnSync(process.execPath, ['--import', HOOK, BIN, ...args], { env: { ...process.env, RECORD_MODULES_TO: record, VAULT_TOKEN: 'test' }, encoding: 'utf8' });
   expect(exitCodes, result.stderr).toContain(result.status);
-  const files = readFileSync(record, 'utf8').split('\n').filter((url) => url.startsWith('file:'));
+  return readFileSync(record, 'utf8').split('\n').filter(Boolean);
+}
+
+/** Which of `markers` some loaded file contains. */
+function loadedMarkers(urls: readonly string[], markers: Record<string, string>): string[] {
+  const sources = urls.filter((url) => url.startsWith('file:')).map((url) => readFileSync(fileURLToPath(url), 'utf8'));
+  return Object.entries(markers).filter(([, marker]) => sources.some((source) => source.includes(marker))).map(([name]) => name);
+}
+
+function loadedSdks(args: string[], exitCodes: number[] = [0]): string[] {
+  const files = loadedModules(args, exitCodes).filter((url) => url.startsWith('file:'));
   expect(files.some((url) => url.endsWith('/bin.js'))).toBe(true);
   const sources = files.map((url) => readFileSync(fileURLToPath(url), 'utf8'));
   // better-sqlite3 is a native addon kept outside the bundle: it shows as its own files
   const external = files.some((url) => url.includes('/node_modules/better-sqlite3/')) ? ['better-sqlite3'] : [];
   return [...Object.entries(MARKERS).filter(([, marker]) => sources.some((source) => source.includes(marker))).map(([sdk]) => sdk), ...external];
 }
+
+describe('lazy loading on the paths people wait for', () => {
+  it('--version and --help load the command table and nothing else: no config parser, no schema library, no engine', () => {
+    for (const flag of ['--version', '--help']) {
+      const urls = loadedModules([flag]);
+      expect(loadedMarkers(urls, { zod: 'ZodType', yaml: 'YAMLParseError', 'the engine': 'is younger than maxAge' }), flag).toEqual([]);
+      expect(urls.filter((url) => url.startsWith('file:')).length, flag).toBeLessThanOrEqual(6);
+    }
+  });
+
+  it("status of a dotenv ring with soak gates opens no socket library: the stem-* gates' readers are not loaded", () => {
+    const dir = tempDir('stem-rotor-lazy-');
+    expect(cli(['init', '--dir', dir]).code).toBe(0);
+    expect(cli(['rotate', 'start', 'demo', '--config', join(dir, 'stem-rotor.yaml')]).code).toBe(0);
+    const urls = loadedModules(['status', 'demo', '--config', join(dir, 'stem-rotor.yaml')]);
+    expect(urls.filter((url) => ['node:net', 'node:tls', 'node:http', 'node:https'].includes(url))).toEqual([]);
+  });
+});
 
 describe('lazy SDK loading', () => {
   it('status of a dotenv-only ring loads no cloud SDK and no Redis client', () => {
