@@ -17,7 +17,7 @@ import { formatKeyList } from '../src/stem/signing-env.js';
 import { createFileStore } from '../src/store/file.js';
 import { VaultEmulator } from '../test/emulators/vault.js';
 
-export async function revokeSeconds(vault: VaultEmulator, targets: number): Promise<number> {
+async function revokeSeconds(vault: VaultEmulator, targets: number): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'stem-rotor-fanout-'));
   try {
     vault.namespaces.clear();
