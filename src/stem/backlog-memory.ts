@@ -114,14 +114,14 @@ export async function rescanStream(reader: StreamReader, stream: string, memory:
   const classify = counters.undelivered;
   const received = delivered === null || compareIds(delivered, then.lastId) <= 0 ? null : delivered;
   if (received !== null) {
-    await readRange(reader, stream, { start: `(${then.lastId}`, end: received }, batchSize, matcher, { envelope: (signer, enqueuedAt) => classify.isAfter(signer, enqueuedAt) }, next.note());
+    await readRange(reader, stream, { start: `(${then.lastId}`, end: received }, batchSize, matcher, { envelope: (signer, read) => classify.isAfter(signer, read) }, next.note());
   }
   const newest = received === null || compareIds(received, now.lastId) < 0 ? `(${received ?? then.lastId}` : null;
   if (newest !== null) {
     await readRange(reader, stream, { start: newest, end: now.lastId }, batchSize, matcher, {
-      envelope: (signer, enqueuedAt) => {
+      envelope: (signer, read) => {
         if (signer === 'other') classify.add('other', false);
-        return classify.isAfter(signer, enqueuedAt);
+        return classify.isAfter(signer, read);
       },
     }, next.note());
   }

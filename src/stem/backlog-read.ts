@@ -24,9 +24,14 @@ export function emptyCount(): BacklogCount {
   return { scanned: 0, signed: 0, signedAfter: 0, unsigned: 0, unparseable: 0 };
 }
 
+/** An envelope as read: its enqueuedAt, decoded only when asked (an EntryView, an EnvelopeScan). */
+export interface Enqueued {
+  enqueuedAt(): unknown;
+}
+
 /** What a reader reports each envelope to; returns whether it counts as enqueued after the cut-off. */
 export interface EnvelopeSink {
-  envelope(signer: Signer, enqueuedAt: () => unknown): boolean;
+  envelope(signer: Signer, read: Enqueued): boolean;
 }
 
 /** Counts envelopes of one source into its own count and the overall one. */
@@ -39,17 +44,17 @@ export class Counter implements EnvelopeSink {
     this.afterMs = afterMs;
   }
 
-  /** One envelope read; `enqueuedAt` is only asked of counted ones. Returns whether it counts as enqueued after the cut-off. */
-  envelope(signer: Signer, enqueuedAt: () => unknown): boolean {
-    const after = this.isAfter(signer, enqueuedAt);
+  /** One envelope read; its enqueuedAt is only asked of counted ones. Returns whether it counts as enqueued after the cut-off. */
+  envelope(signer: Signer, read: Enqueued): boolean {
+    const after = this.isAfter(signer, read);
     this.add(signer, after);
     return after;
   }
 
   /** Whether a counted envelope was enqueued after the cut-off (an unreadable time counts as after). */
-  isAfter(signer: Signer, enqueuedAt: () => unknown): boolean {
+  isAfter(signer: Signer, read: Enqueued): boolean {
     if (signer !== 'counted') return false;
-    const text = enqueuedAt();
+    const text = read.enqueuedAt();
     const at = typeof text === 'string' ? Date.parse(text) : Number.NaN;
     return Number.isNaN(at) || at > this.afterMs;
   }
@@ -73,7 +78,7 @@ export type Note = (id: string, signer: Signer, after: boolean) => void;
 
 function countEntry(entry: EntryView, matcher: KeyIdMatcher, count: EnvelopeSink, note: Note | undefined): void {
   const signer = entry.signer(matcher);
-  const after = count.envelope(signer, () => entry.enqueuedAt());
+  const after = count.envelope(signer, entry);
   if (note && signer !== 'other') note(entry.id(), signer, after);
 }
 
@@ -141,7 +146,7 @@ export async function readDelayed(reader: StreamReader, key: string, ranks: { fr
   const member = new EnvelopeScan();
   const onMember = (buffer: Buffer, start: number, end: number) => {
     if (member.scan(buffer, start, end)) {
-      count.envelope(member.signer(matcher), () => member.enqueuedAt());
+      count.envelope(member.signer(matcher), member);
       return;
     }
     let envelope: { headers?: Record<string, unknown>; enqueuedAt?: unknown } | null = null;
@@ -152,7 +157,7 @@ export async function readDelayed(reader: StreamReader, key: string, ranks: { fr
     }
     const headers = envelope?.headers;
     const keyId = typeof headers !== 'object' || headers === null ? undefined : typeof headers[SIGNATURE_KEY_HEADER] === 'string' ? (headers[SIGNATURE_KEY_HEADER] as string) : null;
-    count.envelope(matcher.ofKeyId(keyId), () => envelope?.enqueuedAt);
+    count.envelope(matcher.ofKeyId(keyId), { enqueuedAt: () => envelope?.enqueuedAt });
   };
   for (let rank = ranks.from; rank < ranks.to; rank += batchSize) {
     const last = Math.min(rank + batchSize, ranks.to) - 1;

@@ -10,6 +10,14 @@ const HEADERS = Buffer.from('headers');
 const ENQUEUED_AT = Buffer.from('enqueuedAt');
 const KEY_HEADER = Buffer.from('"stem-signature-key":');
 
+const SIGNATURE_OPENING = Buffer.from('{"stem-signature":"');
+
+function startsWith(buffer: Buffer, at: number, word: Buffer): boolean {
+  if (at + word.length > buffer.length) return false;
+  for (let i = 0; i < word.length; i += 1) if (buffer[at + i] !== word[i]) return false;
+  return true;
+}
+
 /** Who signed an envelope, as the backlog counts it. */
 export type Signer = 'counted' | 'other' | 'unsigned' | 'unparseable';
 
@@ -105,12 +113,28 @@ export class EntryView {
    */
   private nextKeyHeader(): number {
     const from = this.headersStart;
+    const stemShaped = this.afterSignature();
+    if (stemShaped !== -1) return stemShaped;
     if (this.searched !== this.buffer || from < this.searchedFrom || (this.found !== -1 && from > this.found)) {
       this.searched = this.buffer;
       this.searchedFrom = from;
       this.found = this.buffer.indexOf(KEY_HEADER, from);
     }
     return this.found;
+  }
+
+  /**
+   * Stem's own headers (`jsonEncode` of its map): `{"stem-signature":"<base64>","stem-signature-key":…`.
+   * Where the key header is in that shape, found by comparing bytes in place (no search call);
+   * -1 for any other shape.
+   */
+  private afterSignature(): number {
+    const { buffer } = this;
+    let at = this.headersStart;
+    if (!startsWith(buffer, at, SIGNATURE_OPENING)) return -1;
+    at += SIGNATURE_OPENING.length;
+    while (at < this.headersEnd && buffer[at] !== 0x22 && buffer[at] !== 0x5c) at += 1;
+    return buffer[at] === 0x22 && buffer[at + 1] === 0x2c && startsWith(buffer, at + 2, KEY_HEADER) ? at + 2 : -1;
   }
 
   /**
