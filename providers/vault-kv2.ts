@@ -111,9 +111,26 @@ export class VaultKv2Provider implements Provider {
     return this.client;
   }
 
-  /** KV v1 ignores `cas`: writing there could overwrite a concurrent change. Refuse it. */
+  /**
+   * KV v1 ignores `cas`: writing there could overwrite a concurrent change. Refuse it. Asked once
+   * per Vault, namespace and mount a minute (twelve targets on one mount ask once); a failed
+   * answer is asked again by each target, so each error names its own.
+   */
   private async checkMount(client: NodeVault.client): Promise<void> {
     if (this.mountChecked) return;
+    const env = this.options.env ?? process.env;
+    const key = JSON.stringify([this.options.address ?? env.VAULT_ADDR, this.options.namespace ?? env.VAULT_NAMESPACE ?? '', this.options.mount]);
+    let shared = confirmedMounts.get(key);
+    if (!shared || Date.now() - shared.at > MOUNT_CONFIRMATION_MS) {
+      shared = { at: Date.now(), check: this.lookUpMount(client) };
+      confirmedMounts.set(key, shared);
+      shared.check.catch(() => confirmedMounts.delete(key));
+    }
+    await shared.check.catch(() => this.lookUpMount(client));
+    this.mountChecked = true;
+  }
+
+  private async lookUpMount(client: NodeVault.client): Promise<void> {
     let reply: { data?: { type?: string; options?: { version?: string } | null } };
     try {
       reply = await withRetries(() => client.request({ path: `/sys/internal/ui/mounts/${this.options.mount}/${this.options.path}`, method: 'GET' }), isTransient, this.options.retry);
@@ -124,7 +141,6 @@ export class VaultKv2Provider implements Provider {
     if (reply.data?.type !== 'kv' || version !== '2') {
       throw new ConfigError(`target "${this.options.target}": mount "${this.options.mount}" is ${reply.data?.type ?? 'unknown'} version ${version ?? '1'}, not KV v2 (KV v1 silently ignores check-and-set)`);
     }
-    this.mountChecked = true;
   }
 
   private async readAll(): Promise<{ data: Record<string, unknown>; version: number }> {
@@ -170,6 +186,10 @@ export class VaultKv2Provider implements Provider {
     return { version: `kv2:${reply.data?.version ?? current.version + 1}` };
   }
 }
+
+/** KV v2 mounts confirmed (or being confirmed) in this process; a daemon asks again after a minute. */
+const confirmedMounts = new Map<string, { readonly at: number; readonly check: Promise<void> }>();
+const MOUNT_CONFIRMATION_MS = 60_000;
 
 export default function createVaultKv2Provider(options: VaultKv2Options): Provider {
   return new VaultKv2Provider(options);

@@ -51,6 +51,17 @@ describe('vault-kv2 provider', () => {
   it('refuses a KV v1 mount: its cas is silently ignored', async () => {
     vault.mount('kv1', '1');
     await expect(provider({ mount: 'kv1' }).read(FIELDS)).rejects.toThrow(/not KV v2 \(KV v1 silently ignores check-and-set\)/);
+    // every target on it is refused, each under its own name
+    await expect(provider({ mount: 'kv1', target: 'second' }).read(FIELDS)).rejects.toThrow(/target "second": mount "kv1" is kv version 1/);
+  });
+
+  it('targets on one mount ask Vault what the mount is once', async () => {
+    vault.mount('shared');
+    for (const path of ['a', 'b', 'c']) vault.put('shared', path, { STEM_SIGNING_KEYS: 'k1:YQ==', STEM_SIGNING_ACTIVE_KEY: 'k1' });
+    const before = vault.requests.length;
+    await Promise.all(['a', 'b', 'c'].map((path) => provider({ mount: 'shared', path, target: path }).read(FIELDS)));
+    const lookups = vault.requests.slice(before).filter((r) => r.path.startsWith('/v1/sys/internal/ui/mounts/'));
+    expect(lookups).toHaveLength(1);
   });
 
   it('clear errors: no token, a wrong token, a missing secret, an unknown mount', async () => {
