@@ -1,7 +1,7 @@
 /** Config pipeline: read → parse (YAML or JSON) → zod schema → cross-field rules → resolved config. */
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { CORE_SCHEMA, load as parseYaml } from 'js-yaml';
 import type { z } from 'zod';
 import { ConfigError, InvalidConfigError } from '../errors.js';
 import { formatDuration } from '../duration.js';
@@ -223,10 +223,14 @@ export async function loadConfig(path: string): Promise<Config> {
     if (absolute.endsWith('.json')) {
       document = JSON.parse(text);
     } else {
-      document = parseYaml(text, { prettyErrors: true });
+      // YAML 1.2's core schema, as editors read the file: dates stay strings, no custom tags
+      document = parseYaml(text, { schema: CORE_SCHEMA });
     }
   } catch (error) {
-    throw new ConfigError(`config ${absolute}: not valid ${absolute.endsWith('.json') ? 'JSON' : 'YAML'}: ${(error as Error).message}`);
+    // one line: where and what, never the file's lines themselves (a URL in it may carry a password)
+    const { reason, mark } = error as { reason?: string; mark?: { line: number; column: number } };
+    const what = reason && mark ? `${reason} at line ${mark.line + 1}, column ${mark.column + 1}` : (error as Error).message;
+    throw new ConfigError(`config ${absolute}: not valid ${absolute.endsWith('.json') ? 'JSON' : 'YAML'}: ${what}`);
   }
   const config = parseConfig(document ?? {}, absolute);
   await checkWindows(config);

@@ -32,7 +32,11 @@ const ed25519Ring = (privateKey: string) => (dir: string) => {
 
 const cases: Case[] = [
   // config files
-  { name: 'YAML syntax error', setup: editConfig((t) => `${t}\n  bad: [unclosed\n`), error: /not valid YAML/ },
+  // one line, where and what; never the file's own lines (they may hold a URL with a password)
+  { name: 'YAML syntax error', setup: editConfig((t) => `${t}\n  bad: [unclosed\n`), error: /not valid YAML: [^\n]* at line \d+, column \d+\n$/ },
+  { name: 'YAML with a repeated key', setup: editConfig((t) => `${t}\nstore:\n  type: file\n`), error: /not valid YAML: duplicated mapping key at line \d+, column \d+\n$/ },
+  // YAML 1.2's core schema: a date is a string (a ring named like one), never a Date
+  { name: 'a ring named like a date', setup: editConfig((t) => t.replace('rings:\n  demo:', 'rings:\n  2026-11-29:')), error: /unknown ring "demo" \(config .* defines: 2026-11-29\)/ },
   { name: 'unknown top-level key', setup: editConfig((t) => `${t}\nextra: 1\n`), error: /Unrecognized key.*extra/ },
   { name: 'no rings', setup: (dir) => writeFileSync(config(dir), 'version: 1\nrings: {}\n'), error: /rings: define at least one ring/ },
   { name: 'ring without targets', setup: editConfig((t) => t.replace(/    targets:[\s\S]*$/, '    targets: []\n')), error: /rings\.demo\.targets: a ring needs at least one target/ },
