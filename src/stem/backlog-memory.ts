@@ -71,12 +71,16 @@ export class BacklogMemory {
   busy = false;
 }
 
+/** Whether a stream can be remembered at all: its groups must fit the bits of an entry's code. */
+export function rememberable(info: StreamInfo): boolean {
+  return info.groups.length <= MAX_GROUPS;
+}
+
 /** Why `then` cannot be built on for `now`, or null when it can. */
 export function staleReason(then: StreamInfo, now: StreamInfo): string | null {
   if (then.entriesAdded === null || now.entriesAdded === null) return 'Redis reports no entries-added (before 7.0)';
   if (now.entriesAdded < then.entriesAdded || compareIds(now.lastId, then.lastId) < 0) return 'recreated';
   if (now.firstId !== null && (then.firstId === null ? compareIds(now.firstId, then.lastId) <= 0 : compareIds(now.firstId, then.firstId) < 0)) return 'recreated';
-  if (now.groups.length > MAX_GROUPS) return 'too many consumer groups';
   if (now.groups.length !== then.groups.length) return 'consumer groups changed';
   for (const [index, group] of now.groups.entries()) {
     const before = then.groups[index] as GroupInfo;

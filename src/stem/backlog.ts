@@ -13,7 +13,7 @@ import { compareIds } from './stream-format.js';
 import { StreamReader } from './stream-reader.js';
 import { KeyIdMatcher } from './resp.js';
 import { Counter, emptyCount, earliestDelivered, pendingIds, readDelayed, readPending, readRange, streamInfo, type BacklogCount, type StreamInfo } from './backlog-read.js';
-import { BacklogMemory, StreamMemory, rescanStream, staleReason } from './backlog-memory.js';
+import { BacklogMemory, StreamMemory, rememberable, rescanStream, staleReason } from './backlog-memory.js';
 
 export { emptyCount, type BacklogCount } from './backlog-read.js';
 export { BacklogMemory } from './backlog-memory.js';
@@ -211,14 +211,14 @@ export async function countBacklog(redis: Redis, endpoint: RedisEndpoint, option
       streams.map(async (stream): Promise<Unit[]> => {
         const info = await streamInfo(redis, stream);
         const known = memory?.streams.get(stream);
-        const stale = known ? staleReason(known.info, info) : 'not read before';
+        const stale = !rememberable(info) ? 'too many consumer groups' : known ? staleReason(known.info, info) : 'not read before';
         if (known && stale === null) {
           const counters = { undelivered: tally.source(stream, 'stream'), pending: info.groups.length > 0 ? tally.source(stream, 'pending') : null };
           return [async (reader) => void remembered.set(stream, await rescanStream(reader, stream, known, info, options.batchSize, tally.matcher, counters))];
         }
-        const fresh = memory ? new StreamMemory(info) : undefined;
+        const fresh = memory && rememberable(info) ? new StreamMemory(info) : undefined; // else read whole each time
+        if (memory) readWhole.push({ key: stream, reason: stale as string });
         if (fresh) {
-          readWhole.push({ key: stream, reason: stale as string });
           remembered.set(stream, fresh);
           afterUnits.push((reader) => notePendingAfterDelivered(reader, stream, fresh, options.batchSize));
         }

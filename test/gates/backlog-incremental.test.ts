@@ -175,4 +175,20 @@ describe('incremental backlog evidence', () => {
     await count(memory);
     expect(memory.streams.size).toBe(0);
   });
+
+  it('a stream with more consumer groups than it can remember is read whole every time, and counted right', async () => {
+    await redis.flushall();
+    const stream = keys.stream('fanout');
+    for (let group = 0; group < 30; group += 1) await ensureGroup(stream, `g${group}`);
+    await apply({ kind: 'append', stream, entries: Array.from({ length: 20 }, () => ['{"stem-signature-key":"old"}', '2026-11-28T10:00:00.000000Z'] as [string, string]) });
+    await apply({ kind: 'deliver', stream, group: 'g7', count: 5 });
+    const memory = new BacklogMemory();
+    for (let round = 0; round < 2; round += 1) {
+      const report = await count(memory);
+      expect(report.readWhole).toEqual([{ key: stream, reason: 'too many consumer groups' }]);
+      expect(decisive(report)).toEqual(decisive(await count()));
+      expect(report.total.signed).toBe(20);
+    }
+    expect(memory.streams.size).toBe(0);
+  });
 });
