@@ -3,7 +3,8 @@
  * with a key about to be removed. Those enqueued after the activate write are a signer that has not
  * reloaded its keys.
  */
-import { BacklogMemory, countBacklog } from '../stem/backlog.js';
+import { createHash } from 'node:crypto';
+import { BacklogMemory, countBacklog, persistMemory, restoreMemory } from '../stem/backlog.js';
 import { sqlBacklog } from '../stem/sql-evidence.js';
 import { keysToDrop, phaseTimes, requireStem, type Gate, type GateContext, verdictOf, type GateResult } from './types.js';
 
@@ -52,10 +53,23 @@ export function createStemBacklogGate(options: StemBacklogOptions): Gate {
       const signals = stem.signals;
       const broker = await stem.broker();
       const counting = { namespace: signals.namespace, controlNamespaces: controlNamespaces(signals.workerNamespace), keyIds: dropping, after: times.verified, batchSize: options.batchSize };
-      const report =
-        broker.kind === 'redis'
-          ? await countBacklog(broker.redis, broker.endpoint, { ...counting, memory: memoryFor(JSON.stringify([broker.endpoint.url, counting])) })
-          : await sqlBacklog(broker.sql, counting);
+      let carry: GateResult['carry'];
+      let report;
+      if (broker.kind === 'redis') {
+        // This process's memory (run --interval), else what the ring's state kept (run --once).
+        const key = createHash('sha256').update(JSON.stringify([broker.endpoint.url, counting])).digest('base64url');
+        const memory = memoryFor(key);
+        // busy: another evaluation in this process is using it; this one reads whole and keeps nothing
+        const mine = !memory.busy;
+        if (mine) restoreMemory(memory, context.state.gateProgress?.[options.name], key);
+        report = await countBacklog(broker.redis, broker.endpoint, { ...counting, memory });
+        const kept = mine ? persistMemory(memory, key) : null;
+        if (mine && (kept || context.state.gateProgress?.[options.name] !== undefined)) carry = { [options.name]: kept ?? undefined };
+      } else {
+        report = await sqlBacklog(broker.sql, counting);
+      }
+      // what the memory kept goes with every verdict: the engine saves it with the ring's state
+      const finish = (...args: Parameters<typeof result>): GateResult => ({ ...result(...args), ...(carry ? { carry } : {}) });
       const { total, retained } = report;
       const fixedNames = signals.fixedConsumerNames;
       const evidence = {
@@ -69,21 +83,21 @@ export function createStemBacklogGate(options: StemBacklogOptions): Gate {
           .map((source) => ({ key: source.key, source: source.source, ...(source.group ? { group: source.group } : {}), ...source.count })),
       };
       const unreadable = total.unparseable + (fixedNames ? 0 : retained.unparseable);
-      if (unreadable > 0) return result('unknown', `${unreadable} queued or broadcast envelopes have unreadable headers; they may be signed with ${dropping.join(', ')}`, evidence);
+      if (unreadable > 0) return finish('unknown', `${unreadable} queued or broadcast envelopes have unreadable headers; they may be signed with ${dropping.join(', ')}`, evidence);
       if (total.signed > 0) {
         const reloaded = total.signedAfter > 0 ? `; ${total.signedAfter} were enqueued after the activate write — a signer has not reloaded its keys` : '';
-        return result('wait', `${total.signed} queued envelopes are still signed with ${dropping.join(', ')}${reloaded}`, evidence);
+        return finish('wait', `${total.signed} queued envelopes are still signed with ${dropping.join(', ')}${reloaded}`, evidence);
       }
       if (retained.signed > 0 && !fixedNames) {
         const channels = report.bySource.filter((source) => source.source === 'broadcast-retained' && source.count.signed > 0).map((source) => `${source.key} (${source.count.signed})`);
-        return result(
+        return finish(
           'wait',
           `${retained.signed} broadcasts signed with ${dropping.join(', ')} stay in ${channels.join(', ')}: Stem never trims broadcast streams (nor PostgreSQL's broadcast rows), and a worker that starts without a fixed consumer name reads its channel from the first entry, so it would dead-letter them once the key is gone. Re-sign them (stem-rotor broadcast resign ${context.ring.name} CHANNEL --dry-run, then --yes), or set stem.fixedConsumerNames if every subscriber has a stable consumerName`,
           evidence,
         );
       }
       const kept = retained.signed > 0 ? ` (${retained.signed} old-key broadcasts stay in their streams; every subscriber has a fixed consumer name and has read them)` : '';
-      return result('pass', `none of ${total.scanned} queued envelopes is signed with ${dropping.join(', ')}${kept}`, evidence);
+      return finish('pass', `none of ${total.scanned} queued envelopes is signed with ${dropping.join(', ')}${kept}`, evidence);
     },
   };
 }

@@ -172,3 +172,58 @@ async function dropDeleted(reader: StreamReader, stream: string, notable: Map<st
     for (const id of batch) if (!present.has(id)) notable.delete(id);
   }
 }
+
+/**
+ * A memory as the ring's state keeps it between processes (`run --once` from a CronJob): only when it
+ * is small — each remembered entry is ~25 bytes of state — else the next process reads whole.
+ * `key` names the broker, namespace, keys and cut-off it belongs to (a hash: no URL in the state).
+ */
+export interface PersistedMemory {
+  readonly key: string;
+  readonly streams: Readonly<Record<string, { readonly info: StreamInfo; readonly notable: string }>>;
+}
+
+export const PERSISTED_ENTRIES = 4000;
+
+export function persistMemory(memory: BacklogMemory, key: string): PersistedMemory | null {
+  let entries = 0;
+  for (const stream of memory.streams.values()) entries += stream.notable.size;
+  if (entries > PERSISTED_ENTRIES) return null;
+  const streams = [...memory.streams].map(([name, stream]) => [name, { info: stream.info, notable: [...stream.notable].map(([id, code]) => `${id}=${code}`).join(' ') }] as const);
+  return { key, streams: Object.fromEntries(streams) };
+}
+
+const ID = /^\d+-\d+$/;
+
+function restoredInfo(value: unknown): StreamInfo | null {
+  const info = value as Partial<Record<keyof StreamInfo, unknown>> | null;
+  if (typeof info !== 'object' || info === null || !Array.isArray(info.groups)) return null;
+  const idOrNull = (id: unknown) => id === null || (typeof id === 'string' && ID.test(id));
+  const numberOrNull = (n: unknown) => n === null || (typeof n === 'number' && Number.isInteger(n) && n >= 0);
+  const groupsValid = info.groups.every((group: Partial<Record<keyof GroupInfo, unknown>> | null) => typeof group === 'object' && group !== null && typeof group.name === 'string' && typeof group.lastDelivered === 'string' && ID.test(group.lastDelivered) && typeof group.pending === 'number' && numberOrNull(group.entriesRead));
+  const valid = typeof info.length === 'number' && idOrNull(info.firstId) && typeof info.lastId === 'string' && ID.test(info.lastId) && numberOrNull(info.entriesAdded) && idOrNull(info.maxDeletedId) && groupsValid;
+  return valid ? (info as unknown as StreamInfo) : null;
+}
+
+/**
+ * Fills an empty `memory` from what a ring's state kept, when it belongs to `key`; anything that does
+ * not read exactly as persistMemory wrote it is ignored (the count then reads whole).
+ */
+export function restoreMemory(memory: BacklogMemory, value: unknown, key: string): void {
+  const persisted = value as Partial<PersistedMemory> | null | undefined;
+  if (memory.streams.size > 0 || typeof persisted !== 'object' || persisted === null || persisted.key !== key || typeof persisted.streams !== 'object' || persisted.streams === null) return;
+  const restored = new Map<string, StreamMemory>();
+  for (const [name, stream] of Object.entries(persisted.streams)) {
+    const info = restoredInfo(stream?.info);
+    if (!info || !rememberable(info) || typeof stream.notable !== 'string') return;
+    const notable = new Map<string, number>();
+    for (const pair of stream.notable === '' ? [] : stream.notable.split(' ')) {
+      const [id, code] = pair.split('=');
+      const value = Number(code);
+      if (!id || !ID.test(id) || !Number.isInteger(value) || value < 0 || (value & 3) > 2 || value >>> 3 >= 2 ** info.groups.length) return;
+      notable.set(id, value);
+    }
+    restored.set(name, new StreamMemory(info, notable));
+  }
+  for (const [name, stream] of restored) memory.streams.set(name, stream);
+}

@@ -16,7 +16,7 @@ import { Counter, emptyCount, earliestDelivered, pendingIds, readDelayed, readPe
 import { BacklogMemory, StreamMemory, rememberable, rescanStream, staleReason } from './backlog-memory.js';
 
 export { emptyCount, type BacklogCount } from './backlog-read.js';
-export { BacklogMemory } from './backlog-memory.js';
+export { BacklogMemory, persistMemory, restoreMemory } from './backlog-memory.js';
 
 /**
  * Where an envelope sits. Broadcast channels (stem-interop-2 §1): `broadcast-undelivered` and

@@ -6,7 +6,8 @@
 import fc from 'fast-check';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BacklogMemory, countBacklog, type BacklogReport } from '../../src/stem/backlog.js';
+import { BacklogMemory, countBacklog, persistMemory, restoreMemory, type BacklogReport } from '../../src/stem/backlog.js';
+import { PERSISTED_ENTRIES } from '../../src/stem/backlog-memory.js';
 import { stemKeys } from '../../src/stem/redis-keys.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
@@ -174,6 +175,44 @@ describe('incremental backlog evidence', () => {
     await redis.del(stream);
     await count(memory);
     expect(memory.streams.size).toBe(0);
+  });
+
+  it('a memory kept in the ring state carries over to another process; one that does not read back exactly is ignored', async () => {
+    await redis.flushall();
+    const stream = keys.stream('emails');
+    await ensureGroup(stream, 'g1');
+    await apply({ kind: 'append', stream, entries: Array.from({ length: 300 }, (_, i) => [i % 3 === 0 ? '{"stem-signature-key":"old"}' : '{"stem-signature-key":"new"}', '2026-11-28T10:00:00.000000Z'] as [string, string]) });
+    await apply({ kind: 'deliver', stream, group: 'g1', count: 120 });
+    const first = new BacklogMemory();
+    await count(first);
+    // as the state store keeps it: JSON
+    const kept: unknown = JSON.parse(JSON.stringify(persistMemory(first, 'k')));
+    await apply({ kind: 'append', stream, entries: [['{"stem-signature-key":"old"}', '2026-11-28T13:00:00.000000Z']] });
+    await apply({ kind: 'deliver', stream, group: 'g1', count: 50 });
+    await apply({ kind: 'ack', stream, group: 'g1', pick: 4 });
+    const next = new BacklogMemory();
+    restoreMemory(next, kept, 'k');
+    const carried = await count(next);
+    expect(carried.readWhole).toEqual([]);
+    expect(decisive(carried)).toEqual(decisive(await count()));
+    // another key, or anything altered, is not built on
+    const altered = (from: RegExp, to: string) => JSON.parse(JSON.stringify(kept).replace(from, to)) as unknown;
+    for (const [bad, key] of [
+      [kept, 'another key'],
+      [altered(/=\d+/, '=7'), 'k'], // no such signer
+      [altered(/"notable":"\d+-\d+/, '"notable":"x'), 'k'], // not an entry id
+      [altered(/"lastId":"[^"]*"/, '"lastId":5'), 'k'],
+      ['{"key":"k"', 'k'],
+    ] as const) {
+      const fresh = new BacklogMemory();
+      restoreMemory(fresh, bad, key);
+      expect(fresh.streams.size, String(JSON.stringify(bad)).slice(0, 60)).toBe(0);
+    }
+    // too many remembered entries to keep in the state: nothing is kept
+    const big = new BacklogMemory();
+    await apply({ kind: 'append', stream, entries: Array.from({ length: PERSISTED_ENTRIES }, () => ['{"stem-signature-key":"old"}', '2026-11-28T10:00:00.000000Z'] as [string, string]) });
+    await count(big);
+    expect(persistMemory(big, 'k')).toBeNull();
   });
 
   it('a stream with more consumer groups than it can remember is read whole every time, and counted right', async () => {

@@ -324,6 +324,19 @@ describe('stem-backlog', () => {
     expect(sources).toEqual(expect.arrayContaining([fleet.keys.stream('fleet.control.commands'), fleet.keys.stream('ops.control.broadcast'), fleet.keys.stream('stem.control.workers')]));
   });
 
+  it("a blocked advance keeps what the count remembered in the ring's state, for the next process (run --once)", async () => {
+    const { h, fleet, oldProducer } = await activated();
+    h.clock.increment(-10 * MINUTE);
+    for (let i = 0; i < 3; i += 1) await fleet.enqueue(oldProducer, 'default');
+    h.clock.increment(10 * MINUTE);
+    await expect(h.engine().advance()).rejects.toThrow(/still signed with/);
+    const kept = (await h.deps().store.load('ring'))?.gateProgress?.['stem-backlog'] as { key: string; streams: Record<string, { notable: string }> } | undefined;
+    expect(kept?.key).toMatch(/^[\w-]{43}$/);
+    expect(kept?.streams[fleet.keys.stream('default')]?.notable.split(' ')).toHaveLength(3);
+    // the key is a hash: no broker URL in the state
+    expect(JSON.stringify(kept)).not.toContain('redis://');
+  });
+
   it('unparseable headers are unknown', async () => {
     const { h, fleet } = await activated();
     await broker.xadd(fleet.keys.stream('default'), '*', 'id', 'x', 'headers', '{oops', 'enqueuedAt', h.clock.now().toISOString());
