@@ -17,15 +17,19 @@ import { formatKeyList } from '../src/stem/signing-env.js';
 import { createFileStore } from '../src/store/file.js';
 import { VaultEmulator } from '../test/emulators/vault.js';
 
+let revokes = 0;
+
 async function revokeSeconds(vault: VaultEmulator, targets: number): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'stem-rotor-fanout-'));
   try {
     vault.namespaces.clear();
-    vault.mount('secret');
+    // a mount of its own per revoke: each one asks what the mount is, as a `stem-rotor revoke` process does once
+    const mount = `secret-${(revokes += 1)}`;
+    vault.mount(mount);
     const key = generateKey('hmac-sha256', 'fan-20260101-0001', randomBytes);
     const keys = formatKeyList([{ id: key.id, material: key.secret as Buffer }]);
-    for (let i = 0; i < targets; i += 1) vault.put('secret', `stem/t${i}`, { STEM_SIGNING_KEYS: keys, STEM_SIGNING_ACTIVE_KEY: key.id });
-    const document = { store: { type: 'file', dir: 'state' }, rings: { fan: { keyIdPrefix: 'fan-', targets: Array.from({ length: targets }, (_, i) => ({ name: `t${i}`, provider: 'vault-kv2', address: vault.address, mount: 'secret', path: `stem/t${i}` })) } } };
+    for (let i = 0; i < targets; i += 1) vault.put(mount, `stem/t${i}`, { STEM_SIGNING_KEYS: keys, STEM_SIGNING_ACTIVE_KEY: key.id });
+    const document = { store: { type: 'file', dir: 'state' }, rings: { fan: { keyIdPrefix: 'fan-', targets: Array.from({ length: targets }, (_, i) => ({ name: `t${i}`, provider: 'vault-kv2', address: vault.address, mount, path: `stem/t${i}` })) } } };
     const config = parseConfig(document, join(dir, 'stem-rotor.json'));
     const ring = config.rings[0] as RingConfig;
     const engine = new RingEngine(ring, {
