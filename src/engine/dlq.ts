@@ -13,7 +13,8 @@ import { StemSources } from '../stem/sources.js';
 import { keysThatVerify, signEnvelope } from '../stem/signer.js';
 import type { Algorithm, StemSigningConfig } from '../stem/signing-env.js';
 import { streamFields } from '../stem/stream-format.js';
-import { mergeMaterial, type RingEngine } from './engine.js';
+import { mergeMaterial } from './apply.js';
+import type { RingEngine } from './engine.js';
 
 export interface InspectedLetter {
   readonly queue: string;

@@ -15,7 +15,6 @@ import { formatDuration } from '../duration.js';
 import { phaseOf, type GateResult, type RingState } from '../core/types.js';
 import type { Lease } from '../store/types.js';
 import { ConfigError, ExitCode, GateBlockedError, InternalError, InvalidTransitionError, RotorError, isRotorError } from '../errors.js';
-import { applyTransition, assertMaterialAvailable, mergeMaterial } from './apply.js';
 import { assertOverridesKnown, assertPlanSituation, blocked, evaluateStepGates, planChanged, renderPlan, stepIds, withOperatorApproval } from './plan.js';
 import { RingSession } from './session.js';
 import { buildStatus, type StatusReport } from './status.js';
@@ -31,7 +30,11 @@ function observedOf(reads: readonly TargetRead[]) {
 
 export type { Actor, EngineDeps, Override, PlannedWrite, StepOptions, StepResult } from './types.js';
 export { currentActor } from './types.js';
-export { mergeMaterial } from './apply.js';
+
+/** Writing targets (and what it brings: restart hooks, notifications' transport) loads only for a command that writes. */
+function loadApply(): Promise<typeof import('./apply.js')> {
+  return import('./apply.js');
+}
 
 export class RingEngine extends RingSession {
   async status(): Promise<StatusReport> {
@@ -82,6 +85,7 @@ export class RingEngine extends RingSession {
     // the revoke before it pre-empts anyone's lease.
     const preflight = await this.preflight(`revoke ${this.ring.name} ${keyId} --reason "${options.reason.replace(/["\\$`]/g, '')}" --yes`);
     const { state: known } = await this.currentState(preflight);
+    const { applyTransition, assertMaterialAvailable, mergeMaterial } = await loadApply();
     assertMaterialAvailable(this.ring, inFlightOf(decide(known, preflight)), mergeMaterial(preflight));
     return this.announcingFailure('revoke', () => this.withLease(
       'revoke',
@@ -238,7 +242,7 @@ export class RingEngine extends RingSession {
         case 'resume': {
           const { transition } = decided.state;
           await this.audit(action, 'ok', { resumed: transition.kind, transitionId: transition.id });
-          const done = await applyTransition(this, decided.state, lease, action, reads);
+          const done = await (await loadApply()).applyTransition(this, decided.state, lease, action, reads);
           await this.announce(transitionEvent(this.ring.name, transition, phaseOf(done.state)));
           return this.result(action, 'resumed', done.state, transition, transition.gates, done.writes, `resumed the interrupted ${transition.kind}`);
         }
@@ -258,7 +262,7 @@ export class RingEngine extends RingSession {
           }
           await this.deps.store.save(planned, lease);
           await this.audit(action, 'planned', { transition: transition.kind, transitionId: transition.id, from: transition.from, desired: transition.desired, gates, ...(options.reason ? { reason: options.reason } : {}), ...(options.plan ? { plan: options.plan.hash } : {}) });
-          const done = await applyTransition(this, planned, lease, action, reads);
+          const done = await (await loadApply()).applyTransition(this, planned, lease, action, reads);
           await this.announce(transitionEvent(this.ring.name, transition, phaseOf(done.state)));
           const finish = transition.kind === 'rollback' ? `; ACTIVE is the old key again — the abort finishes (the new key is removed) with \`stem-rotor rotate advance ${this.ring.name}\` once the drop gates pass` : '';
           return this.result(action, 'done', done.state, transition, gates, done.writes, `${transition.kind}: ring is now ${phaseOf(done.state)}${finish}`);
