@@ -97,7 +97,10 @@ export function createStemBacklogGate(options: StemBacklogOptions): Gate {
         );
       }
       const kept = retained.signed > 0 ? ` (${retained.signed} old-key broadcasts stay in their streams; every subscriber has a fixed consumer name and has read them)` : '';
-      return finish('pass', `none of ${total.scanned} queued envelopes is signed with ${dropping.join(', ')}${kept}`, evidence);
+      // built on an earlier count, `scanned` is what was read now plus what is remembered, not the whole backlog
+      const builtOn = report.readWhole !== undefined && report.bySource.filter((source) => source.source === 'stream').length > report.readWhole.length;
+      const counted = builtOn ? `${total.scanned} queued envelopes read or remembered (the rest unchanged since the last count)` : `${total.scanned} queued envelopes`;
+      return finish('pass', `none of ${counted} is signed with ${dropping.join(', ')}${kept}`, evidence);
     },
   };
 }

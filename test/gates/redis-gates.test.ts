@@ -329,12 +329,20 @@ describe('stem-backlog', () => {
     h.clock.increment(-10 * MINUTE);
     for (let i = 0; i < 3; i += 1) await fleet.enqueue(oldProducer, 'default');
     h.clock.increment(10 * MINUTE);
+    // the workers' group exists already (a new group makes the next count read the stream whole)
+    await broker.xgroup('CREATE', fleet.keys.stream('default'), fleet.keys.group('default'), '0');
     await expect(h.engine().advance()).rejects.toThrow(/still signed with/);
     const kept = (await h.deps().store.load('ring'))?.gateProgress?.['stem-backlog'] as { key: string; streams: Record<string, { notable: string }> } | undefined;
     expect(kept?.key).toMatch(/^[\w-]{43}$/);
     expect(kept?.streams[fleet.keys.stream('default')]?.notable.split(' ')).toHaveLength(3);
     // the key is a hash: no broker URL in the state
     expect(JSON.stringify(kept)).not.toContain('redis://');
+    // consumed and acknowledged: the next count, built on this one, passes and says what it counted
+    const worker = new SimulatedWorker(fleet, 'w', h.path('workers'), 1);
+    expect(await worker.consume('default')).toEqual({ ok: 3, dead: 0 });
+    const passed = await gate(h, 'stem-backlog');
+    expect(passed).toMatchObject({ verdict: 'pass', evidence: expect.objectContaining({ streamsReadWhole: 0 }) });
+    expect(passed.reason).toMatch(/^none of \d+ queued envelopes read or remembered \(the rest unchanged since the last count\) is signed with/);
   });
 
   it('unparseable headers are unknown', async () => {
