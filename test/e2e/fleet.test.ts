@@ -117,6 +117,9 @@ describe('a Stem fleet rotated by run --once', () => {
     expect(draining).toMatchObject({ outcome: 'blocked', phase: 'activated' });
     expect(draining.message).toMatch(/stem-backlog \(wait\): 2 queued envelopes are still signed with .*a signer has not reloaded/);
     expect(draining.message).toMatch(/stem-workers \(wait\)/);
+    // what stem-backlog counted is kept in the ring's state for the next run --once to build on
+    const state = JSON.parse(readFileSync(join(f.dir, 'state', 'rings', 'demo.json'), 'utf8')) as { gateProgress?: Record<string, { streams: Record<string, { notable: string }> }> };
+    expect(state.gateProgress?.['stem-backlog']?.streams['stem:stream:default']?.notable.split(' ')).toHaveLength(2);
 
     f.restartProducer();
     for (const worker of f.workers) worker.restart();
