@@ -56,6 +56,11 @@ export async function applyTransition(session: RingSession, initial: InFlight, l
   const saveLater = (next: (current: InFlight) => InFlight): void => {
     queued.push(next);
   };
+  /** Every record so far in `state`, saved or not (the next save, or the completion, writes them). */
+  const settle = async (): Promise<void> => {
+    await saving;
+    for (const record of queued.splice(0)) state = record(state);
+  };
 
   /** A verified write's after-write step (workload restarts, then restart hooks): recorded pending, run, recorded done. */
   const afterWrite = async (handle: TargetHandle, verified: WriteRecord): Promise<void> => {
@@ -131,6 +136,7 @@ export async function applyTransition(session: RingSession, initial: InFlight, l
       try {
         await withRetries(session, () => writeOne(handle));
       } catch (error) {
+        await settle(); // an earlier target's verified write may still wait for a save
         const written = handles.slice(0, index).filter((done) => state.transition.writes[done.config.name]?.status === 'verified').map((done) => done.config.name);
         // A tripped guard is a bug to report as one, never a target that merely failed.
         if (written.length === 0 || error instanceof InternalError) throw error;
@@ -146,8 +152,7 @@ export async function applyTransition(session: RingSession, initial: InFlight, l
       }
     }
   }
-  await saving;
-  for (const record of queued.splice(0)) state = record(state);
+  await settle();
   const final = completeTransition(state, fingerprints, session.now());
   await session.deps.store.save(final, lease);
   await session.audit(action, 'ok', {

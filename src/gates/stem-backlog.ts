@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { BacklogMemory, countBacklog, persistMemory, restoreMemory } from '../stem/backlog.js';
 import { sqlBacklog } from '../stem/sql-evidence.js';
+import { redactUrl } from '../endpoints/tls.js';
 import { keysToDrop, phaseTimes, requireStem, type Gate, type GateContext, verdictOf, type GateResult } from './types.js';
 
 export const GATE_TYPE = 'stem-backlog';
@@ -57,7 +58,8 @@ export function createStemBacklogGate(options: StemBacklogOptions): Gate {
       let report;
       if (broker.kind === 'redis') {
         // This process's memory (run --interval), else what the ring's state kept (run --once).
-        const key = createHash('sha256').update(JSON.stringify([broker.endpoint.url, counting])).digest('base64url');
+        // the URL without its password: the key is kept in the state, and a hash of a weak password can be guessed
+        const key = createHash('sha256').update(JSON.stringify([redactUrl(broker.endpoint.url), counting])).digest('base64url');
         const memory = memoryFor(key);
         // busy: another evaluation in this process is using it; this one reads whole and keeps nothing
         const mine = !memory.busy;

@@ -129,7 +129,8 @@ export class RedisStore implements StateStore {
   async loadMany(rings: readonly string[]): Promise<ReadonlyMap<string, RingState | null>> {
     const pipeline = (await this.redis()).pipeline();
     for (const ring of rings) pipeline.hget(this.key('state', ring), 'state');
-    const replies = (await pipeline.exec()) ?? [];
+    // a batch that fails as a whole (the connection dropped) is no answer: each ring's own load says what happened
+    const replies = (await pipeline.exec().catch(() => null)) ?? [];
     const states = new Map<string, RingState | null>();
     rings.forEach((ring, index) => {
       const [error, text] = replies[index] ?? [new Error('no reply')];

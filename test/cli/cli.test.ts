@@ -51,6 +51,14 @@ describe('stem-rotor CLI', () => {
     expect(body.keys).toEqual([expect.objectContaining({ id: expect.stringMatching(/^demo-\d{8}-[0-9a-f]{4}$/), active: true, fingerprint: expect.stringMatching(/^[0-9a-f]{16}$/) })]);
   });
 
+  it('reads a config saved on Windows: a byte-order mark and CRLF line ends', () => {
+    const windows = join(dir, 'windows.yaml');
+    writeFileSync(windows, `\uFEFF${readFileSync(config(), 'utf8').replace(/\n/g, '\r\n')}`);
+    const result = cli(['status', 'demo', '--json', '--config', windows]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(JSON.parse(result.stdout)).toMatchObject({ ring: 'demo', phase: 'stable' });
+  });
+
   it('check reaches and lints every target', () => {
     const { code, body } = json('check', 'demo');
     expect(code).toBe(0);
