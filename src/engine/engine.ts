@@ -84,14 +84,13 @@ export class RingEngine extends RingSession {
     // Plan on what is known now: an unknown key id, missing material or an unwritable target refuses
     // the revoke before it pre-empts anyone's lease.
     const preflight = await this.preflight(`revoke ${this.ring.name} ${keyId} --reason "${options.reason.replace(/["\\$`]/g, '')}" --yes`);
-    const { state: known } = await this.currentState(preflight);
+    const { state: known } = await this.currentState(preflight.reads, preflight.stored);
     const { applyTransition, assertMaterialAvailable, mergeMaterial } = await loadApply();
-    assertMaterialAvailable(this.ring, inFlightOf(decide(known, preflight)), mergeMaterial(preflight));
+    assertMaterialAvailable(this.ring, inFlightOf(decide(known, preflight.reads)), mergeMaterial(preflight.reads));
     return this.announcingFailure('revoke', () => this.withLease(
       'revoke',
       async (lease) => {
-        const reads = await this.readAll();
-        const { state } = await this.currentState(reads);
+        const { reads, state } = await this.readUnderLease(preflight);
         const planned = inFlightOf(decide(state, reads));
         await this.deps.store.save(planned, lease);
         await this.audit('revoke', 'planned', { keyId, reason: options.reason, desired: planned.transition.desired, preempted: state.transition?.kind ?? null });
@@ -207,15 +206,14 @@ export class RingEngine extends RingSession {
     // Refuse bad target content, drift, an action that does not apply and unwritable targets before
     // taking the lease: bad input writes nothing anywhere.
     const preflight = await this.preflight(`rotate ${action} ${this.ring.name}`);
-    const { state: known } = await this.currentState(preflight);
-    assertPlanSituation(this, options.plan, action, known, preflight);
+    const { state: known } = await this.currentState(preflight.reads, preflight.stored);
+    assertPlanSituation(this, options.plan, action, known, preflight.reads);
     if (!known.transition) {
-      plan(known, observedOf(preflight), [], this.intent(action, known, options), { now: this.now(), transitionId: 'preflight' });
+      plan(known, observedOf(preflight.reads), [], this.intent(action, known, options), { now: this.now(), transitionId: 'preflight' });
       assertOverridesKnown(this, known, options.overrides ?? []);
     }
     return this.announcingFailure(action, () => this.withLease(action, async (lease) => {
-      const reads = await this.readAll();
-      const { state: current, bootstrapped } = await this.currentState(reads);
+      const { reads, state: current, bootstrapped } = await this.readUnderLease(preflight);
       assertPlanSituation(this, options.plan, action, current, reads);
       if (bootstrapped) {
         await this.deps.store.save(current, lease);

@@ -17,6 +17,11 @@ import type { AuditEvent, Lease } from '../store/types.js';
 import { readTarget, type TargetHandle, type TargetRead } from './targets.js';
 import { currentActor, type Actor, type EngineDeps, type StepResult } from './types.js';
 
+export interface Preflight {
+  readonly reads: readonly TargetRead[];
+  readonly stored: RingState | null;
+}
+
 export class RingSession {
   private handles: TargetHandle[] | null = null;
   /** What providers did on their own (a dead writer's lock broken), audited by the command. */
@@ -159,7 +164,8 @@ export class RingSession {
    * Everything a mutating command can check before it takes (or pre-empts) the lease: every target
    * readable, parseable and writable here. A refusal here changes nothing anywhere.
    */
-  protected async preflight(command: string): Promise<TargetRead[]> {
+  /** Every target read, and the ring's stored state after them, before the lease: refuses what would fail. */
+  protected async preflight(command: string): Promise<Preflight> {
     const reads = await this.readAll();
     try {
       await Promise.all((await this.targets()).map((handle) => handle.provider.preflightWrite?.()));
@@ -168,7 +174,19 @@ export class RingSession {
       if (isRotorError(error)) error.message = `${error.message}. Nothing was written; once fixed, run: stem-rotor ${command}`;
       throw error;
     }
-    return reads;
+    return { reads, stored: await this.deps.store.load(this.ring.name) };
+  }
+
+  /**
+   * The state and the target reads to plan on under the lease. The preflight's reads serve while the
+   * stored state is what it was after them (no command of ours acted in between): a target changed
+   * since fails its write's compare-and-set, and the write re-reads and re-validates it — as for a
+   * change after any read. Otherwise every target is read again.
+   */
+  protected async readUnderLease(preflight: Preflight): Promise<{ reads: readonly TargetRead[]; state: RingState; bootstrapped: boolean }> {
+    const stored = await this.deps.store.load(this.ring.name);
+    const reads = JSON.stringify(stored) === JSON.stringify(preflight.stored) ? preflight.reads : await this.readAll();
+    return { reads, ...(await this.currentState(reads, stored)) };
   }
 
   result(action: string, outcome: StepResult['outcome'], state: RingState, transition: Transition | null, gates: readonly GateResult[], writes: StepResult['writes'], message: string): StepResult {

@@ -27,6 +27,26 @@ function withFault(fault: Fault): (target: TargetConfig) => Promise<Provider> {
   };
 }
 
+/** Real dotenv providers that count each target's reads and writes. */
+function counting(): { providerFor: (target: TargetConfig) => Promise<Provider>; reads: Map<string, number>; writes: Map<string, number> } {
+  const reads = new Map<string, number>();
+  const writes = new Map<string, number>();
+  const bump = (counts: Map<string, number>, target: string) => counts.set(target, (counts.get(target) ?? 0) + 1);
+  return {
+    reads,
+    writes,
+    providerFor: async (target) => {
+      const real = dotenvFor(target);
+      return {
+        providerName: real.providerName,
+        location: real.location,
+        read: (fields) => (bump(reads, target.name), real.read(fields)),
+        write: (request) => (bump(writes, target.name), real.write(request)),
+      };
+    },
+  };
+}
+
 describe('compare-and-set against concurrent writers', () => {
   it('a harmless concurrent edit is detected, re-read, re-validated and then written over — never blindly', async () => {
     const h = createHarness();
@@ -112,5 +132,50 @@ describe('revoke fan-out', () => {
     expect(status.phase).toBe('stable');
     expect(status.targets.every((target) => target.inSync)).toBe(true);
     expect(status.keys).toHaveLength(1);
+  });
+});
+
+describe('reads before a write', () => {
+  it('a revoke or a step reads each target once before writing it when nothing acted between its preflight and its lease', async () => {
+    const h = createHarness({ targets: [{ name: 'a' }, { name: 'b' }, { name: 'c' }] });
+    const started = counting();
+    await h.engine({ providerFor: started.providerFor }).start();
+    // the preflight's read, then the read-back after the write
+    expect(Object.fromEntries(started.reads)).toEqual({ a: 2, b: 2, c: 2 });
+    const revoked = counting();
+    await h.engine({ providerFor: revoked.providerFor }).revoke(h.initialKey.id, { reason: 'leak' });
+    expect(Object.fromEntries(revoked.reads)).toEqual({ a: 2, b: 2, c: 2 });
+    expect(Object.fromEntries(revoked.writes)).toEqual({ a: 1, b: 1, c: 1 });
+    for (const target of ['a', 'b', 'c']) expect(readFileSync(h.path(target), 'utf8')).not.toContain(`${h.initialKey.id}:`);
+  });
+
+  it('a command that acts between the preflight and the lease makes the revoke read every target again and plan on what it finds', async () => {
+    const h = createHarness({ targets: [{ name: 'a' }, { name: 'b' }] });
+    const store = h.deps().store;
+    let interloped = false;
+    const interloping = new Proxy(store, {
+      get(target, property) {
+        if (property === 'acquire') {
+          return async (...args: Parameters<typeof store.acquire>) => {
+            if (!interloped) {
+              interloped = true;
+              await h.engine().start(); // another command, after the revoke's preflight and before its lease
+            }
+            return store.acquire(...args);
+          };
+        }
+        const value: unknown = Reflect.get(target, property);
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const counts = counting();
+    const result = await h.engine({ store: interloping, providerFor: counts.providerFor }).revoke(h.initialKey.id, { reason: 'leak' });
+    expect(interloped).toBe(true);
+    expect(Object.fromEntries(counts.reads)).toEqual({ a: 3, b: 3 });
+    // planned on the targets as the start left them: no write met a target it did not expect
+    expect(Object.fromEntries(counts.writes)).toEqual({ a: 1, b: 1 });
+    expect(h.progress.some((line) => line.includes('changed concurrently'))).toBe(false);
+    expect(result.transition?.from.keyIds).toHaveLength(2);
+    for (const target of ['a', 'b']) expect(readFileSync(h.path(target), 'utf8')).not.toContain(`${h.initialKey.id}:`);
   });
 });
