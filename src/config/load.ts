@@ -158,7 +158,8 @@ function sqliteWithin(endpoint: StemEndpoint, within: (file: string) => string):
 
 /** Every rule over a parsed document; the config only when no rule found an error. Pure but for dotenv targets' inodes. */
 export function validateConfig(document: unknown, path: string): ConfigValidation {
-  const parsed = configSchema.safeParse(document);
+  // parsed once per process: compiling zod's fast path for each object schema costs more than it saves
+  const parsed = configSchema.safeParse(document, { jitless: true });
   if (!parsed.success) {
     return { config: null, warnings: [], errors: parsed.error.issues.map((issue) => ({ rule: 'schema', path: issuePath(issue.path), message: issue.message })) };
   }

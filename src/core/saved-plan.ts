@@ -11,44 +11,49 @@ import type { GateResult, ObservedTarget, RingState, Transition } from './types.
 
 export const PLAN_FORMAT = 'stem-rotor-plan/1';
 
-const keySetSchema = z.strictObject({ keyIds: z.array(z.string()).readonly(), activeKeyId: z.string() });
-const sideSchema = z.strictObject({ keyIds: z.array(z.string()).readonly(), activeKeyId: z.string().nullable() });
+/** Built on first use: only `--plan` reads a plan file, and status need not pay for the schema. */
+function buildPlanSchema() {
+  const keySetSchema = z.strictObject({ keyIds: z.array(z.string()).readonly(), activeKeyId: z.string() });
+  const sideSchema = z.strictObject({ keyIds: z.array(z.string()).readonly(), activeKeyId: z.string().nullable() });
 
-export const savedPlanSchema = z.strictObject({
-  format: z.literal(PLAN_FORMAT),
-  ring: z.string(),
-  action: z.enum(['start', 'advance', 'abort']),
-  createdAt: z.string(),
-  /** The ring's state the plan was made on (its logical content, not its timestamps). */
-  stateVersion: z.string(),
-  transition: z.strictObject({
-    id: z.string(),
-    kind: z.string(),
-    rotationId: z.string().nullable(),
-    from: keySetSchema,
-    desired: keySetSchema,
-    /** The key the apply generates material for, under exactly this id. */
-    generatedKeyId: z.string().nullable(),
-  }),
-  targets: z.array(
-    z.strictObject({
-      name: z.string(),
-      location: z.string(),
-      /** SHA-256 over what the target holds (key ids, fingerprints, active key); any change since refuses the plan. */
-      contentHash: z.string(),
-      fields: z.array(z.string()).readonly(),
-      before: sideSchema,
-      after: sideSchema,
+  return z.strictObject({
+    format: z.literal(PLAN_FORMAT),
+    ring: z.string(),
+    action: z.enum(['start', 'advance', 'abort']),
+    createdAt: z.string(),
+    /** The ring's state the plan was made on (its logical content, not its timestamps). */
+    stateVersion: z.string(),
+    transition: z.strictObject({
+      id: z.string(),
+      kind: z.string(),
+      rotationId: z.string().nullable(),
+      from: keySetSchema,
+      desired: keySetSchema,
+      /** The key the apply generates material for, under exactly this id. */
+      generatedKeyId: z.string().nullable(),
     }),
-  ),
-  gates: z.array(z.strictObject({ name: z.string(), verdict: z.enum(['pass', 'wait', 'unknown']), reason: z.string(), overridden: z.strictObject({ reason: z.string(), by: z.string() }).optional() })),
-  approved: z.boolean(),
-  reason: z.string().optional(),
-  /** SHA-256 of everything above: a plan edited by hand is refused. */
-  hash: z.string(),
-});
+    targets: z.array(
+      z.strictObject({
+        name: z.string(),
+        location: z.string(),
+        /** SHA-256 over what the target holds (key ids, fingerprints, active key); any change since refuses the plan. */
+        contentHash: z.string(),
+        fields: z.array(z.string()).readonly(),
+        before: sideSchema,
+        after: sideSchema,
+      }),
+    ),
+    gates: z.array(z.strictObject({ name: z.string(), verdict: z.enum(['pass', 'wait', 'unknown']), reason: z.string(), overridden: z.strictObject({ reason: z.string(), by: z.string() }).optional() })),
+    approved: z.boolean(),
+    reason: z.string().optional(),
+    /** SHA-256 of everything above: a plan edited by hand is refused. */
+    hash: z.string(),
+  });
+}
 
-export type SavedPlan = z.infer<typeof savedPlanSchema>;
+let planSchema: ReturnType<typeof buildPlanSchema> | undefined;
+
+export type SavedPlan = z.infer<ReturnType<typeof buildPlanSchema>>;
 export type PlanTarget = SavedPlan['targets'][number];
 
 /** JSON with object keys sorted, so equal content hashes equally. */
@@ -101,7 +106,7 @@ export function openPlan(text: string): SavedPlan | string {
   } catch (error) {
     return `not JSON (${(error as Error).message})`;
   }
-  const parsed = savedPlanSchema.safeParse(value);
+  const parsed = (planSchema ??= buildPlanSchema()).safeParse(value, { jitless: true });
   if (!parsed.success) return `not a ${PLAN_FORMAT} plan (${parsed.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`).slice(0, 3).join('; ')})`;
   const { hash, ...body } = parsed.data;
   if (sha256('plan', body) !== hash) return 'its content does not match its hash: the plan was edited after it was written';
