@@ -195,8 +195,16 @@ function numberOrNull(value: unknown): number | null {
   return value === null || value === undefined ? null : Number(value);
 }
 
-export async function streamInfo(redis: Redis, stream: string): Promise<StreamInfo> {
-  const [info, groups] = await Promise.all([redis.xinfo('STREAM', stream) as Promise<unknown[]>, redis.xinfo('GROUPS', stream) as Promise<unknown[][]>]);
+/** The stream's XINFO, or null when it was deleted after it was found (a purged queue holds nothing). */
+export async function streamInfo(redis: Redis, stream: string): Promise<StreamInfo | null> {
+  let info: unknown[];
+  let groups: unknown[][];
+  try {
+    [info, groups] = await Promise.all([redis.xinfo('STREAM', stream) as Promise<unknown[]>, redis.xinfo('GROUPS', stream) as Promise<unknown[][]>]);
+  } catch (error) {
+    if (/^ERR no such key/.test((error as Error).message)) return null;
+    throw error;
+  }
   const stream_ = fields(info);
   const first = stream_.get('first-entry');
   const maxDeleted = stream_.get('max-deleted-entry-id');

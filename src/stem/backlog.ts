@@ -210,6 +210,7 @@ export async function countBacklog(redis: Redis, endpoint: RedisEndpoint, option
     const streamUnits = await Promise.all(
       streams.map(async (stream): Promise<Unit[]> => {
         const info = await streamInfo(redis, stream);
+        if (!info) return []; // deleted since the scan found it: nothing to count, nothing to remember
         const known = memory?.streams.get(stream);
         const stale = !rememberable(info) ? 'too many consumer groups' : known ? staleReason(known.info, info) : 'not read before';
         if (known && stale === null) {

@@ -8,6 +8,7 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BacklogMemory, countBacklog, persistMemory, restoreMemory, type BacklogReport } from '../../src/stem/backlog.js';
 import { PERSISTED_ENTRIES } from '../../src/stem/backlog-memory.js';
+import { streamInfo } from '../../src/stem/backlog-read.js';
 import { stemKeys } from '../../src/stem/redis-keys.js';
 import { RedisServer } from '../helpers/redis-server.js';
 
@@ -188,6 +189,13 @@ describe('incremental backlog evidence', () => {
       fleet.disconnect();
     }
   }, 120_000);
+
+  it('a stream deleted between finding it and reading it holds nothing; any other failure still fails the count', async () => {
+    await redis.flushall();
+    await expect(streamInfo(redis, keys.stream('purged'))).resolves.toBeNull();
+    await redis.set(keys.stream('odd'), 'a string where a stream should be');
+    await expect(streamInfo(redis, keys.stream('odd'))).rejects.toThrow(/WRONGTYPE/);
+  });
 
   it('reads only what was appended when nothing else changed, and forgets a stream that is gone', async () => {
     await redis.flushall();
