@@ -213,7 +213,7 @@ export class RingEngine extends RingSession {
       assertOverridesKnown(this, known, options.overrides ?? []);
     }
     return this.announcingFailure(action, () => this.withLease(action, async (lease) => {
-      const { reads, state: current, bootstrapped } = await this.readUnderLease(preflight);
+      const { reads, state: current, bootstrapped } = await this.readUnderLease(preflight, options.plan !== undefined);
       assertPlanSituation(this, options.plan, action, current, reads);
       if (bootstrapped) {
         await this.deps.store.save(current, lease);

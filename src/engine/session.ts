@@ -181,11 +181,12 @@ export class RingSession {
    * The state and the target reads to plan on under the lease. The preflight's reads serve while the
    * stored state is what it was after them (no command of ours acted in between): a target changed
    * since fails its write's compare-and-set, and the write re-reads and re-validates it — as for a
-   * change after any read. Otherwise every target is read again.
+   * change after any read. Otherwise, or when `again` (a saved plan is checked against what targets
+   * hold under the lease), every target is read again.
    */
-  protected async readUnderLease(preflight: Preflight): Promise<{ reads: readonly TargetRead[]; state: RingState; bootstrapped: boolean }> {
+  protected async readUnderLease(preflight: Preflight, again = false): Promise<{ reads: readonly TargetRead[]; state: RingState; bootstrapped: boolean }> {
     const stored = await this.deps.store.load(this.ring.name);
-    const reads = JSON.stringify(stored) === JSON.stringify(preflight.stored) ? preflight.reads : await this.readAll();
+    const reads = !again && JSON.stringify(stored) === JSON.stringify(preflight.stored) ? preflight.reads : await this.readAll();
     return { reads, ...(await this.currentState(reads, stored)) };
   }
 

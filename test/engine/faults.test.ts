@@ -149,6 +149,16 @@ describe('reads before a write', () => {
     for (const target of ['a', 'b', 'c']) expect(readFileSync(h.path(target), 'utf8')).not.toContain(`${h.initialKey.id}:`);
   });
 
+  it('a saved plan is checked against what the targets hold under the lease', async () => {
+    const h = createHarness({ targets: [{ name: 'a' }, { name: 'b' }] });
+    const { plan } = await h.engine().start({ dryRun: true });
+    const counts = counting();
+    const applied = await h.engine({ providerFor: counts.providerFor }).start({ ...(plan ? { plan } : {}) });
+    expect(applied.phase).toBe('added');
+    // the preflight's read, the read under the lease, the read-back
+    expect(Object.fromEntries(counts.reads)).toEqual({ a: 3, b: 3 });
+  });
+
   it('a command that acts between the preflight and the lease makes the revoke read every target again and plan on what it finds', async () => {
     const h = createHarness({ targets: [{ name: 'a' }, { name: 'b' }] });
     const store = h.deps().store;
