@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { signingEnvOf } from '../../src/envfile/codec.js';
 import { loadStemSigningConfig } from '../../src/stem/signing-env.js';
-import { BIN, cli, findLeaks, secretsIn } from '../helpers/cli.js';
+import { BIN, cli, cliEnv, findLeaks, secretsIn } from '../helpers/cli.js';
 import { tempDir } from '../helpers/fs.js';
 
 /** Iterate until this many runs were really killed (a run may finish before its kill point). */
@@ -36,7 +36,7 @@ type Trigger = 'startup' | 'writing' | 'after-first-write';
 /** Runs the CLI and SIGKILLs it at the trigger; resolves with what it printed and whether it was killed. */
 function runAndKill(args: readonly string[], trigger: Trigger, delayMs: number): Promise<{ killed: boolean; code: number | null; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, ...args], { env: cliEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     let killed = false;
     const kill = () => {

@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { BIN, findLeaks, outputs } from '../helpers/cli.js';
+import { BIN, cliEnv, findLeaks, outputs } from '../helpers/cli.js';
 import { killProcess, redisForTests } from '../helpers/redis-server.js';
 import { stemDemo } from '../helpers/stem-demo.js';
 import { SimulatedWorker, StemFleet, loadEnvFile } from '../helpers/stem-fleet.js';
@@ -102,7 +102,7 @@ async function runFleet(options: { readonly budgetMs: number; readonly restartDe
   };
   const loops = [produce(), ...workers.map(consume), heartbeats(), restarter()];
   await sleep(500);
-  const daemon = spawn(process.execPath, [BIN, 'run', '--interval', '1s', '--config', demo.config], { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp' }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const daemon = spawn(process.execPath, [BIN, 'run', '--interval', '1s', '--config', demo.config], { env: cliEnv(), stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   daemon.stderr.on('data', (chunk: Buffer) => (log += chunk.toString()));
   const statePath = join(demo.dir, 'state', 'rings', 'demo.json');

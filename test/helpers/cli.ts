@@ -53,13 +53,21 @@ function unprivilegedCommand(): { node: string; bin: string } {
   return unprivileged;
 }
 
+/**
+ * A spawned CLI's environment: a user's minimal one, plus the suite's temp root (so what Node keeps
+ * in the temp directory — its compile cache on Node >= 22 — goes with the suite's temp root).
+ */
+export function cliEnv(extra: Record<string, string> = {}): Record<string, string> {
+  return { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}), ...extra };
+}
+
 /** `runAs`: run as that uid (and gid) without supplementary groups, as an unprivileged service user would. */
 export function cli(args: readonly string[], options: { cwd?: string; env?: Record<string, string>; input?: string; runAs?: number } = {}): CliResult {
   const as = options.runAs === undefined ? null : unprivilegedCommand();
   const command = as === null ? [process.execPath, BIN, ...args] : ['setpriv', `--reuid=${options.runAs}`, `--regid=${options.runAs}`, '--clear-groups', as.node, as.bin, ...args];
   const result = spawnSync(command[0] as string, command.slice(1), {
     cwd: options.cwd,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...options.env },
+    env: cliEnv(options.env),
     input: options.input ?? '',
     encoding: 'utf8',
     timeout: 30_000,
@@ -72,7 +80,7 @@ export function cli(args: readonly string[], options: { cwd?: string; env?: Reco
 /** The same, without blocking the event loop: for tests whose emulators run in this process. */
 export function cliAsync(args: readonly string[], options: { cwd?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: options.cwd, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: options.cwd, env: cliEnv(options.env), stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
