@@ -9,6 +9,7 @@ import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { cliEnv } from '../helpers/cli.js';
 import { tempDir } from '../helpers/fs.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -34,7 +35,7 @@ describe('install', () => {
     expect(modules).toContain('better-sqlite3');
     expect(modules.filter((name) => ['zod', 'ioredis', 'pino', 'yaml', 'commander', '@aws-sdk', '@kubernetes', 'node-vault', 'pg', 'prom-client'].includes(name))).toEqual([]);
 
-    const env = { PATH: `${join(prefix, 'bin')}:${process.env.PATH ?? ''}`, HOME: dir };
+    const env = cliEnv({ PATH: `${join(prefix, 'bin')}:${process.env.PATH ?? ''}`, HOME: dir });
     const run = (...args: string[]) => spawnSync('stem-rotor', args, { cwd: dir, env, encoding: 'utf8' });
     const version = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version as string;
     expect(run('--version').stdout.trim()).toBe(version);
