@@ -133,6 +133,16 @@ async function apply(step: Op, client: Redis = redis): Promise<void> {
   }
 }
 
+/** On an emptied Redis: `emails` with `length` envelopes, every `every`-th signed with the old key, the first `delivered` delivered to g1. */
+async function freshStream(length: number, every: number, delivered: number): Promise<string> {
+  await redis.flushall();
+  const stream = keys.stream('emails');
+  await ensureGroup(stream, 'g1');
+  await apply({ kind: 'append', stream, entries: Array.from({ length }, (_, i) => [i % every === 0 ? '{"stem-signature-key":"old"}' : '{"stem-signature-key":"new"}', '2026-11-28T10:00:00.000000Z'] as [string, string]) });
+  await apply({ kind: 'deliver', stream, group: 'g1', count: delivered });
+  return stream;
+}
+
 describe('incremental backlog evidence', () => {
   it('equals a full scan after any sequence of changes to the streams and delayed sets', async () => {
     let incremental = 0;
@@ -198,11 +208,7 @@ describe('incremental backlog evidence', () => {
   });
 
   it('reads only what was appended when nothing else changed, and forgets a stream that is gone', async () => {
-    await redis.flushall();
-    const stream = keys.stream('emails');
-    await ensureGroup(stream, 'g1');
-    await apply({ kind: 'append', stream, entries: Array.from({ length: 200 }, (_, i) => [i % 4 === 0 ? '{"stem-signature-key":"old"}' : '{"stem-signature-key":"new"}', '2026-11-28T10:00:00.000000Z'] as [string, string]) });
-    await apply({ kind: 'deliver', stream, group: 'g1', count: 80 });
+    const stream = await freshStream(200, 4, 80);
     const memory = new BacklogMemory();
     const first = await count(memory);
     expect(first.readWhole).toEqual([{ key: stream, reason: 'not read before' }]);
@@ -219,11 +225,7 @@ describe('incremental backlog evidence', () => {
   });
 
   it('a memory kept in the ring state carries over to another process; one that does not read back exactly is ignored', async () => {
-    await redis.flushall();
-    const stream = keys.stream('emails');
-    await ensureGroup(stream, 'g1');
-    await apply({ kind: 'append', stream, entries: Array.from({ length: 300 }, (_, i) => [i % 3 === 0 ? '{"stem-signature-key":"old"}' : '{"stem-signature-key":"new"}', '2026-11-28T10:00:00.000000Z'] as [string, string]) });
-    await apply({ kind: 'deliver', stream, group: 'g1', count: 120 });
+    const stream = await freshStream(300, 3, 120);
     const first = new BacklogMemory();
     await count(first);
     // as the state store keeps it: JSON
